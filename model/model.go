@@ -53,6 +53,9 @@ type Tensor struct {
 	Shape     []int   `json:"shape"`
 	Scale     float64 `json:"scale"`
 	ZeroPoint int64   `json:"zero_point"`
+	// ChannelScales, when set, gives one scale per channel (axis 0) and
+	// overrides Scale: the accumulators of per-channel weights carry them.
+	ChannelScales []float64 `json:"channel_scales,omitempty"`
 }
 
 // Size returns the number of elements.

@@ -106,6 +106,14 @@ func checkTensor(t Tensor) error {
 	if !(t.Scale > 0) || math.IsInf(t.Scale, 0) {
 		return fmt.Errorf("tensor %q: scale %v must be positive and finite", t.Name, t.Scale)
 	}
+	if t.ChannelScales != nil && len(t.ChannelScales) != t.Shape[0] {
+		return fmt.Errorf("tensor %q: %d channel scales for %d channels", t.Name, len(t.ChannelScales), t.Shape[0])
+	}
+	for _, s := range t.ChannelScales {
+		if !(s > 0) || math.IsInf(s, 0) {
+			return fmt.Errorf("tensor %q: channel scale %v must be positive and finite", t.Name, s)
+		}
+	}
 	if r := dtypeRange[t.DType]; t.ZeroPoint < r.Lo || t.ZeroPoint > r.Hi {
 		return fmt.Errorf("tensor %q: zero point %d outside %s", t.Name, t.ZeroPoint, t.DType)
 	}
