@@ -74,22 +74,28 @@ func Assign(m *model.Model, input []int8) (*Circuit, []int64, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return Witness(input, tr.Output), slices.Clone(tr.Output), nil
+}
+
+// Witness returns the assignment claiming that the model maps input to
+// output; only a true claim satisfies the circuit.
+func Witness(input []int8, output []int64) *Circuit {
 	c := &Circuit{
 		Packed: make([]frontend.Variable, layout.PackedLen(len(input))),
-		Output: make([]frontend.Variable, len(tr.Output)),
+		Output: make([]frontend.Variable, len(output)),
 		Input:  make([]frontend.Variable, len(input)),
-		Class:  layout.Argmax(tr.Output),
+		Class:  layout.Argmax(output),
 	}
 	for i, v := range layout.Pack(input) {
 		c.Packed[i] = v
 	}
-	for i, v := range tr.Output {
+	for i, v := range output {
 		c.Output[i] = v
 	}
 	for i, v := range input {
 		c.Input[i] = int64(v) + 128
 	}
-	return c, slices.Clone(tr.Output), nil
+	return c
 }
 
 // Define builds the constraints: input binding, every op, output binding
@@ -282,4 +288,3 @@ func tableBytes(t model.Int8s) []byte {
 	}
 	return b
 }
-

@@ -12,7 +12,12 @@ type Trace struct {
 }
 
 // Run executes the model on an int8 input (row major, the input's shape).
-func (m *Model) Run(input []int8) (*Trace, error) {
+func (m *Model) Run(input []int8) (*Trace, error) { return m.RunHook(input, nil) }
+
+// RunHook is Run with a hook called after each op with the op's index, its
+// inputs and its output, which the hook may change: what a lying prover's
+// trace looks like, for adversarial tests.
+func (m *Model) RunHook(input []int8, hook func(op int, in [][]int64, out []int64)) (*Trace, error) {
 	if m.info == nil {
 		return nil, fmt.Errorf("model %q: not validated", m.Name)
 	}
@@ -32,15 +37,23 @@ func (m *Model) Run(input []int8) (*Trace, error) {
 		for j, name := range op.In {
 			in[j], inV[j] = m.info.Tensors[name], vals[name]
 		}
-		vals[op.Out.Name] = bounds(op, in, inV)
+		out := bounds(op, in, inV)
+		if hook != nil {
+			ins := make([][]int64, len(inV))
+			for j := range inV {
+				ins[j] = los(inV[j])
+			}
+			o := los(out)
+			hook(i, ins, o)
+			for k := range out {
+				out[k] = point(o[k])
+			}
+		}
+		vals[op.Out.Name] = out
 	}
 	tr := &Trace{Values: make(map[string][]int64, len(vals))}
 	for name, iv := range vals {
-		v := make([]int64, len(iv))
-		for i := range iv {
-			v[i] = iv[i].Lo
-		}
-		tr.Values[name] = v
+		tr.Values[name] = los(iv)
 	}
 	tr.Output = tr.Values[m.Output]
 	return tr, nil
@@ -180,6 +193,15 @@ func Windows(shape []int, k, s int) [][]int {
 		}
 	}
 	return out
+}
+
+// los returns the lower ends (the values, for points).
+func los(iv []Interval) []int64 {
+	v := make([]int64, len(iv))
+	for i := range iv {
+		v[i] = iv[i].Lo
+	}
+	return v
 }
 
 func point(v int64) Interval { return Interval{v, v} }
