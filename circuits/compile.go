@@ -26,7 +26,9 @@ type Circuit struct {
 	Input []frontend.Variable
 
 	plan *Plan
-	upTo int // compile only ops [0, upTo); len(ops) for the whole circuit
+	// upTo limits Define to ops [0, upTo) for Report; len(ops) is the whole
+	// circuit, -1 all ops without the output binding.
+	upTo int
 }
 
 // New returns the circuit for m, ready to compile (or, filled by Assign,
@@ -104,7 +106,11 @@ func (c *Circuit) Define(api frontend.API) error {
 	p := c.plan
 	m := p.model
 	info := m.Info()
-	rq, err := NewRequantizer(api, p.tableOptions()...)
+	upTo, whole := c.upTo, c.upTo == len(m.Ops)
+	if upTo < 0 {
+		upTo = len(m.Ops) // every op, no output binding (for Report)
+	}
+	rq, err := NewRequantizer(api, p.tableOptions(upTo)...)
 	if err != nil {
 		return err
 	}
@@ -127,7 +133,7 @@ func (c *Circuit) Define(api frontend.API) error {
 	vals[m.Input.Name] = x
 
 	acts := map[string]*Activation{}
-	for i := range c.upTo {
+	for i := range upTo {
 		op := &m.Ops[i]
 		in := make([][]frontend.Variable, len(op.In))
 		for j, name := range op.In {
@@ -139,7 +145,7 @@ func (c *Circuit) Define(api frontend.API) error {
 		}
 		vals[op.Out.Name] = out
 	}
-	if c.upTo < len(m.Ops) {
+	if !whole {
 		return nil // a prefix, for the per-layer report
 	}
 

@@ -105,7 +105,10 @@ func requantCase(as []int64, bound model.Interval, rs Rescale, table bool) (*req
 func TestRequantize(t *testing.T) {
 	// a*3/2^4: a = 8 is 1.5 (rounds to 2), a = -8 is -1.5 (rounds to -1);
 	// the bound reaches both clamp ends in quotient units.
-	as := []int64{0, 8, -8, 5, -5, 1000, -1000, 2000, -2000, 700, -690}
+	as := []int64{0, 8, -8, 5, -5, 1000, -1000, 2000, -2000, 700, -690, 448}
+	for a := int64(-1990); a < 2000; a += 83 {
+		as = append(as, a)
+	}
 	bound := model.Interval{Lo: -2000, Hi: 2000}
 	for _, tc := range []struct {
 		name string
@@ -151,11 +154,12 @@ func TestRequantize(t *testing.T) {
 					}{
 						{"y+1", shifted(ClampHint, 0, 1)},
 						{"y-1", shifted(ClampHint, 0, -1)},
-						{"n+1", shifted(ClampHint, 1, 1)},
-						{"p+1", shifted(ClampHint, 2, 1)},
+						{"y+1 E+1", shifted(shifted(ClampHint, 0, 1), 1, 1)},
+						{"y-1 E+1", shifted(shifted(ClampHint, 0, -1), 1, 1)},
 						{"unclamped", unclamped},
-						{"y-1 p+1 (same q)", sameQ(-1, 2)},
-						{"y+1 n+1 (same q)", sameQ(1, 1)},
+						{"saturate high, negative excess", forgeClamp(func(q, lo, hi int64) (int64, int64, bool) { return hi, q - hi, q < hi })},
+						{"saturate low, negative excess", forgeClamp(func(q, lo, hi int64) (int64, int64, bool) { return lo, lo - q, q > lo })},
+						{"inner y with excess", forgeClamp(innerExcess)},
 					} {
 						lies = append(lies, struct {
 							name string
@@ -164,6 +168,7 @@ func TestRequantize(t *testing.T) {
 						}{h.name, override{ClampHint, h.h}, func(q int64) int64 { return clampLie(h.h, q, tc.rs) }})
 					}
 				}
+				tried := map[string]int{}
 				for _, a := range as {
 					c, w := requantCase([]int64{a}, bound, tc.rs, table)
 					for _, lie := range lies {
@@ -171,9 +176,15 @@ func TestRequantize(t *testing.T) {
 						if l.Y[0] == w.Y[0] {
 							continue // this lie does not change this output
 						}
+						tried[lie.name]++
 						if solved(t, c, l, lie.ov) {
 							t.Errorf("a=%d: lie %s (output %v instead of %v) accepted", a, lie.name, l.Y[0], w.Y[0])
 						}
+					}
+				}
+				for _, lie := range lies {
+					if tried[lie.name] == 0 {
+						t.Errorf("lie %s never changed an output: the test does not exercise it", lie.name)
 					}
 				}
 			})
@@ -181,23 +192,36 @@ func TestRequantize(t *testing.T) {
 	}
 }
 
-// sameQ returns a lying ClampHint that moves y by dy and balances it with
-// the excess output k (1: n, 2: p) so that q = y + p - n is unchanged.
-func sameQ(dy int64, k int) solver.Hint {
-	return func(f *big.Int, in, out []*big.Int) error {
-		if err := ClampHint(f, in, out); err != nil {
+// forgeClamp returns a ClampHint that answers (y, E) = f(q, L, H) where f
+// says it has a lie, and the truth elsewhere.
+func forgeClamp(f func(q, lo, hi int64) (y, e int64, ok bool)) solver.Hint {
+	return func(field *big.Int, in, out []*big.Int) error {
+		if err := ClampHint(field, in, out); err != nil {
 			return err
 		}
-		out[0].Add(out[0], big.NewInt(dy))
-		out[0].Mod(out[0], f)
-		d := big.NewInt(-dy)
-		if k == 1 {
-			d.Neg(d)
+		q := new(big.Int).Rsh(signed(field, in[0]), uint(in[1].Uint64())).Int64()
+		if y, e, ok := f(q, signed(field, in[2]).Int64(), signed(field, in[3]).Int64()); ok {
+			out[0].Mod(big.NewInt(y), field)
+			out[1].Mod(big.NewInt(e), field)
 		}
-		out[k].Add(out[k], d)
-		out[k].Mod(out[k], f)
 		return nil
 	}
+}
+
+// innerExcess is the lie the product constraint E*(y-L)*(H-y) = 0 exists
+// for: an inner y != q with an excess E > 0 such that the circuit's
+// q = y + 2E(y-L)/(H-L) - E is still the true quotient (as integers).
+func innerExcess(q, lo, hi int64) (int64, int64, bool) {
+	for y := lo + 1; y < hi; y++ {
+		d := 2*(y-lo) - (hi - lo)
+		if y == q || d == 0 || (q-y)*(hi-lo)%d != 0 {
+			continue
+		}
+		if e := (q - y) * (hi - lo) / d; e > 0 && e < 1<<16 && e*(y-lo)%(hi-lo) == 0 {
+			return y, e, true
+		}
+	}
+	return 0, 0, false
 }
 
 // liar returns the assignment whose outputs are f(q) for each a.
@@ -218,7 +242,7 @@ func clampLie(h solver.Hint, q int64, rs Rescale) int64 {
 	for _, v := range in {
 		v.Mod(v, f)
 	}
-	out := []*big.Int{new(big.Int), new(big.Int), new(big.Int)}
+	out := []*big.Int{new(big.Int), new(big.Int)}
 	if err := h(f, in, out); err != nil {
 		panic(err)
 	}
@@ -230,7 +254,6 @@ func unclamped(field *big.Int, in, out []*big.Int) error {
 	q := new(big.Int).Rsh(signed(field, in[0]), uint(in[1].Uint64()))
 	out[0].Mod(q, field)
 	out[1].SetInt64(0)
-	out[2].SetInt64(0)
 	return nil
 }
 

@@ -37,26 +37,24 @@ func QuotientHint(field *big.Int, in, out []*big.Int) error {
 	return nil
 }
 
-// ClampHint: inputs (t, s, L, H); outputs y = clamp(q, L, H), n = max(L-q, 0)
-// and p = max(q-H, 0), with q = floor(t / 2^s). L and H are signed.
+// ClampHint: inputs (t, s, L, H); outputs y = clamp(q, L, H) and the
+// excess E = |q - y|, with q = floor(t / 2^s). L and H are signed.
 func ClampHint(field *big.Int, in, out []*big.Int) error {
-	if len(in) != 4 || len(out) != 3 {
-		return errors.New("ClampHint: want 4 inputs and 3 outputs")
+	if len(in) != 4 || len(out) != 2 {
+		return errors.New("ClampHint: want 4 inputs and 2 outputs")
 	}
 	q := new(big.Int).Rsh(signed(field, in[0]), uint(in[1].Uint64()))
 	lo, hi := signed(field, in[2]), signed(field, in[3])
-	y, n, p := new(big.Int).Set(q), new(big.Int), new(big.Int)
+	y := new(big.Int).Set(q)
 	if q.Cmp(lo) < 0 {
 		y.Set(lo)
-		n.Sub(lo, q)
 	}
 	if q.Cmp(hi) > 0 {
 		y.Set(hi)
-		p.Sub(q, hi)
 	}
-	for i, v := range []*big.Int{y, n, p} {
-		out[i].Mod(v, field)
-	}
+	e := new(big.Int).Sub(q, y)
+	out[0].Mod(y, field)
+	out[1].Abs(e)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 type Plan struct {
 	model  *model.Model
 	tables []TableSpec
+	first  []int // first op using each table
 	// Table[i] reports whether op i uses a clamp table.
 	Table map[int]bool
 }
@@ -30,14 +31,8 @@ func rangeCost(q model.Interval, rs Rescale) int {
 	if hi-lo+1 != 1<<bitLen(hi-lo) {
 		c += 2
 	}
-	if q.Lo < lo {
-		c += 1 + (bitLen(lo-q.Lo)+7)/8
-	}
-	if q.Hi > hi {
-		c += 1 + (bitLen(q.Hi-hi)+7)/8
-	}
 	if q.Lo < lo || q.Hi > hi {
-		c += 2
+		c += 3 + 1 + byteAligned(max(lo-q.Lo, q.Hi-hi))/8
 	}
 	return c
 }
@@ -96,20 +91,26 @@ func NewPlan(m *model.Model) (*Plan, error) {
 		if q == nil {
 			continue
 		}
-		p.tables = append(p.tables, TableSpec{Fn: fn, Q: *q})
+		first := len(m.Ops)
 		for _, c := range cs {
 			if q.Lo <= c.q.Lo && c.q.Hi <= q.Hi {
 				p.Table[c.op] = true
+				first = min(first, c.op)
 			}
 		}
+		p.tables = append(p.tables, TableSpec{Fn: fn, Q: *q})
+		p.first = append(p.first, first)
 	}
 	return p, nil
 }
 
-func (p *Plan) tableOptions() []Option {
-	opts := make([]Option, len(p.tables))
+// tableOptions declares the tables that ops [0, upTo) use.
+func (p *Plan) tableOptions(upTo int) []Option {
+	var opts []Option
 	for i, t := range p.tables {
-		opts[i] = WithTable(t)
+		if p.first[i] < upTo {
+			opts = append(opts, WithTable(t))
+		}
 	}
 	return opts
 }

@@ -75,12 +75,19 @@ type clampTable struct {
 // Cost: Check(S) + 1 lookup, about 6-7 constraints, plus about 1 per table
 // entry, shared by every layer with the same clamp.
 //
-// Range proof (small layers): the prover supplies y, n, p by hint and
-// q = y + p - n. Range checks prove y - L in [0, H-L] (one check when
-// H-L+1 is a power of two, else also H-y), n in [0, L-Qlo] and p in
-// [0, Qhi-H] (each only when the static range can cross that end), and one
-// product constraint proves n*(y-L) + p*(H-y) = 0, a sum of non-negative
-// terms, so n > 0 forces y = L and p > 0 forces y = H. Cost: about 13.
+// Range proof (small layers): the prover supplies the output y (in
+// quotient units) and the excess E = |q - y| by hint. Constraints:
+//
+//	y - L in [0, H-L]         one check (two when H-L+1 is not a power of 2)
+//	E in [0, 2^k)             k covers the static excess, byte aligned
+//	w = E*(y-L)               1
+//	w*(H-y) = 0               2: E > 0 forces y = L or y = H
+//	q = y + 2w/(H-L) - E      free (division by a constant)
+//
+// So q = y inside [L, H] (E = 0), q = L - E below (y = L) and q = H + E
+// above (y = H): q is a bounded integer and y = clamp(q, L, H). When the
+// static range of q cannot leave [L, H], E is 0 and only y is checked.
+// Cost with 8-bit limbs, S = 24, k <= 16: 4 + 2 + 3 + 3 = 12.
 type Requantizer struct {
 	api    frontend.API
 	rc     frontend.Rangechecker
@@ -122,33 +129,34 @@ func (r *Requantizer) Requantize(a frontend.Variable, bound model.Interval, rs R
 		}
 	}
 	lo, hi := rs.Lo-rs.ZP, rs.Hi-rs.ZP // clamp bounds in quotient units
-	h := r.hint(ClampHint, 3, t, rs.S, lo, hi)
-	y, n, p := h[0], h[1], h[2]
-	if qb.Lo >= lo {
-		n = 0 // statically impossible
+	if lo == hi {
+		return rs.Lo // a one-value clamp: the output does not depend on q
 	}
-	if qb.Hi <= hi {
-		p = 0
+	canClamp := qb.Lo < lo || qb.Hi > hi
+	h := r.hint(ClampHint, 2, t, rs.S, lo, hi)
+	y, e := h[0], frontend.Variable(0)
+	var u frontend.Variable = 0 // E when y = H, else 0
+	if canClamp {
+		e = h[1]
+		w := api.Mul(e, api.Sub(y, lo))                  // E*(y-L)
+		api.AssertIsEqual(api.Mul(w, api.Sub(hi, y)), 0) // E*(y-L)*(H-y) = 0
+		u = api.Div(w, hi-lo)                            // constant divisor: free
+		r.rc.Check(e, byteAligned(max(lo-qb.Lo, qb.Hi-hi)))
 	}
-	q := api.Sub(api.Add(y, p), n)
+	q := api.Sub(api.Add(y, api.Mul(u, 2)), e) // y - E below, y + E above, y inside
 	r.rc.Check(api.Sub(t, api.Mul(q, pow2(rs.S))), rs.S)
-	w := bitLen(hi - lo)
-	r.rc.Check(api.Sub(y, lo), w)
-	if hi-lo+1 != 1<<w {
-		r.rc.Check(api.Sub(hi, y), w)
-	}
-	if qb.Lo < lo {
-		r.rc.Check(n, bitLen(lo-qb.Lo))
-	}
-	if qb.Hi > hi {
-		r.rc.Check(p, bitLen(qb.Hi-hi))
-	}
-	// n*(y-L) + p*(H-y) = (n-p)*(y-L) + (H-L)*p = 0
-	if qb.Lo < lo || qb.Hi > hi {
-		api.AssertIsEqual(api.Mul(api.Sub(n, p), api.Sub(y, lo)), api.Mul(p, lo-hi))
+	wy := bitLen(hi - lo)
+	r.rc.Check(api.Sub(y, lo), wy)
+	if hi-lo+1 != 1<<wy {
+		r.rc.Check(api.Sub(hi, y), wy)
 	}
 	return api.Add(y, rs.ZP)
 }
+
+// byteAligned returns the bits needed for v, rounded up to a multiple of 8:
+// a wider check is as sound here (nothing nears the field size) and, in
+// 8-bit limbs, needs no extra query for a partial top limb.
+func byteAligned(v int64) int { return (bitLen(v) + 7) / 8 * 8 }
 
 func (r *Requantizer) hint(f func(*big.Int, []*big.Int, []*big.Int) error, n int, in ...frontend.Variable) []frontend.Variable {
 	out, err := r.api.Compiler().NewHint(f, n, in...)
