@@ -61,8 +61,14 @@ func Compile(m *model.Model) (constraint.ConstraintSystem, error) {
 	return compile(c)
 }
 
+// compressThreshold is the length above which gnark replaces a linear
+// combination by a new wire (one constraint). gnark's default, 300, cut the
+// mnist-cnn conv2 sums (600 terms) and so cost one constraint per output;
+// 1,000 keeps every fixture's dense and conv sums whole.
+const compressThreshold = 1000
+
 func compile(c *Circuit) (constraint.ConstraintSystem, error) {
-	cs, err := frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, c)
+	cs, err := frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, c, frontend.WithCompressThreshold(compressThreshold))
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", c.plan.model.Name, err)
 	}

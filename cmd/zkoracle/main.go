@@ -7,6 +7,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/consensys/gnark/logger"
 )
 
 type command struct {
@@ -33,6 +35,7 @@ func usage() {
 }
 
 func main() {
+	logger.Disable() // gnark's own compile logs; zkoracle reports what matters
 	args := os.Args[1:]
 	// Two-word commands ("model inspect") are registered with a space.
 	for n := min(2, len(args)); n >= 1; n-- {
