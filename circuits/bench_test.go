@@ -5,7 +5,10 @@ import (
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 
@@ -49,26 +52,49 @@ func BenchmarkSetup(b *testing.B) {
 	}
 }
 
+// proved is a fixture set up and proved once, for the prove and verify
+// benchmarks.
+type proved struct {
+	cs    constraint.ConstraintSystem
+	pk    groth16.ProvingKey
+	vk    groth16.VerifyingKey
+	full  witness.Witness
+	pub   []fr.Element
+	proof groth16.Proof
+}
+
+func prove(b *testing.B, name string) *proved {
+	m := loadFixture(b, name)
+	p := &proved{cs: compileFixture(b, m)}
+	var err error
+	if p.pk, p.vk, err = groth16.Setup(p.cs); err != nil {
+		b.Fatal(err)
+	}
+	in := testInput(b, 0)
+	w, out, err := Assign(m, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.full = fullWitness(b, w)
+	if p.proof, err = groth16.Prove(p.cs, p.pk, p.full); err != nil {
+		b.Fatal(err)
+	}
+	if p.pub, err = layout.Build(in, out); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
 func BenchmarkProve(b *testing.B) {
 	for _, name := range fixtures.Names {
 		b.Run(name, func(b *testing.B) {
-			m := loadFixture(b, name)
-			cs := compileFixture(b, m)
-			pk, _, err := groth16.Setup(cs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w, _, err := Assign(m, testInput(b, 0))
-			if err != nil {
-				b.Fatal(err)
-			}
-			full := fullWitness(b, w)
+			p := prove(b, name)
 			for b.Loop() {
-				if _, err := groth16.Prove(cs, pk, full); err != nil {
+				if _, err := groth16.Prove(p.cs, p.pk, p.full); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cs.GetNbConstraints()), "constraints")
+			b.ReportMetric(float64(p.cs.GetNbConstraints()), "constraints")
 		})
 	}
 }
@@ -76,32 +102,14 @@ func BenchmarkProve(b *testing.B) {
 func BenchmarkVerify(b *testing.B) {
 	for _, name := range fixtures.Names {
 		b.Run(name, func(b *testing.B) {
-			m := loadFixture(b, name)
-			cs := compileFixture(b, m)
-			pk, vk, err := groth16.Setup(cs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			in := testInput(b, 0)
-			w, out, err := Assign(m, in)
-			if err != nil {
-				b.Fatal(err)
-			}
-			proof, err := groth16.Prove(cs, pk, fullWitness(b, w))
-			if err != nil {
-				b.Fatal(err)
-			}
-			pub, err := layout.Build(in, out)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pw := publicWitness(b, pub)
+			p := prove(b, name)
+			pw := publicWitness(b, p.pub)
 			for b.Loop() {
-				if err := groth16.Verify(proof, vk, pw); err != nil {
+				if err := groth16.Verify(p.proof, p.vk, pw); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(len(pub)), "public-inputs")
+			b.ReportMetric(float64(len(p.pub)), "public-inputs")
 		})
 	}
 }

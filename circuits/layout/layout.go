@@ -1,7 +1,8 @@
 // Package layout defines the public inputs of a zkoracle proof, version 1.
 //
-// It imports nothing of gnark's frontend, so a verifier can rebuild the
-// public inputs from a submitted input and output without the circuits.
+// It imports nothing of gnark's frontend (only gnark-crypto and the
+// stdlib-only package model), so a verifier can rebuild the public inputs
+// from a submitted input and output without the circuits.
 //
 // Layout v1, for a model with an int8 input of n values and an output of k
 // values (BN254 scalar field elements, in this order):
@@ -21,6 +22,8 @@ import (
 	"math/big"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+
+	"github.com/zkoracle/zkoracle/model"
 )
 
 // Version is the layout version this package builds.
@@ -49,16 +52,9 @@ func Pack(input []int8) []*big.Int {
 	return out
 }
 
-// Argmax returns the index of the first maximum of v.
-func Argmax(v []int64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
+// Argmax returns the predicted class: the index of the first maximum of v
+// (model.Argmax, the one definition).
+func Argmax(v []int64) int { return model.Argmax(v) }
 
 // Build returns the public inputs for input and output, in layout order.
 func Build(input []int8, output []int64) ([]fr.Element, error) {

@@ -13,12 +13,7 @@ func init() {
 }
 
 func circuitInspect(args []string) error {
-	fs := flag.NewFlagSet("circuit inspect", flag.ContinueOnError)
-	file, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	m, err := loadModel(file)
+	m, err := parseModel(flag.NewFlagSet("circuit inspect", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}

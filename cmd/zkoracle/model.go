@@ -47,13 +47,17 @@ func parse(fs *flag.FlagSet, args []string) (string, error) {
 	return pos[0], nil
 }
 
-func modelInspect(args []string) error {
-	fs := flag.NewFlagSet("model inspect", flag.ContinueOnError)
+// parseModel parses fs from args and loads its one MODEL argument.
+func parseModel(fs *flag.FlagSet, args []string) (*model.Model, error) {
 	file, err := parse(fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m, err := loadModel(file)
+	return loadModel(file)
+}
+
+func modelInspect(args []string) error {
+	m, err := parseModel(flag.NewFlagSet("model inspect", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}
@@ -106,11 +110,7 @@ func maxOf(v []int) int {
 func modelRun(args []string) error {
 	fs := flag.NewFlagSet("model run", flag.ContinueOnError)
 	image := fs.Int("image", 0, "MNIST test image index (0..9999)")
-	file, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	m, err := loadModel(file)
+	m, err := parseModel(fs, args)
 	if err != nil {
 		return err
 	}
