@@ -48,11 +48,13 @@ type Options struct {
 	Metrics    *Metrics
 }
 
-// DefaultConcurrency is what cores and memory allow: one proof per core,
-// and no more than one per GiB of available memory (mnist-cnn peaks well
-// under that).
+// DefaultConcurrency is what cores and memory allow. gnark spreads each
+// proof over every core, so concurrent proofs only pay on larger machines:
+// one per 4 cores, and no more than one per GiB of available memory
+// (mnist-cnn peaks at about 250 MiB). Measured on 2 cores: one proof at a
+// time made 75 mnist-cnn proofs/min, two at a time 67.
 func DefaultConcurrency() int {
-	n := runtime.NumCPU()
+	n := (runtime.NumCPU() + 3) / 4
 	if avail := memAvailable(); avail > 0 {
 		n = min(n, max(1, int(avail>>30)))
 	}

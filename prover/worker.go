@@ -108,7 +108,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.fail(ctx, msg, res, &InputError{"deadline passed before the proof started"})
 		return
 	}
-	input, err := job.int8Input()
+	input, err := job.Int8Input()
 	if err == nil && !w.Store.Has(job.ModelID) {
 		if err = w.Queue.FetchArtifacts(ctx, w.Store, job.ModelID); errors.Is(err, ErrNotPrepared) {
 			err = &InputError{fmt.Sprintf("unknown model %q", job.ModelID)}
@@ -196,8 +196,8 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, res *JobResu
 	w.fail(ctx, msg, res, errors.New(res.Error))
 }
 
-// int8Input checks and converts the job's input values.
-func (j *Job) int8Input() ([]int8, error) {
+// Int8Input checks and converts the job's input values.
+func (j *Job) Int8Input() ([]int8, error) {
 	in := make([]int8, len(j.Input))
 	for i, v := range j.Input {
 		if v < math.MinInt8 || v > math.MaxInt8 {
