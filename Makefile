@@ -25,6 +25,7 @@ test-short:
 # reporting constraints.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./circuits/
+	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -count 1 ./prover/
 
 # Fuzz the model decoder for a while (CI runs the seed corpus via make test).
 fuzz:
