@@ -12,9 +12,9 @@ import (
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 
-	"github.com/zkoracle/zkoracle/circuits/layout"
 	"github.com/zkoracle/zkoracle/fixtures"
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/layout"
 )
 
 // The fixture benchmarks report constraints with every timing, so a change

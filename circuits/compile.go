@@ -10,8 +10,8 @@ import (
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 	"github.com/consensys/gnark/std/rangecheck"
 
-	"github.com/zkoracle/zkoracle/circuits/layout"
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/layout"
 )
 
 // Circuit proves one inference of a model. Weights are constants of the

@@ -10,7 +10,7 @@ import (
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/backend/witness"
 
-	"github.com/zkoracle/zkoracle/circuits/layout"
+	"github.com/zkoracle/zkoracle/model/layout"
 )
 
 // ProofFile is the self-contained record `zkoracle prove` writes and

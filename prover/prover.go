@@ -21,8 +21,8 @@ import (
 	"github.com/consensys/gnark/frontend"
 
 	"github.com/zkoracle/zkoracle/circuits"
-	"github.com/zkoracle/zkoracle/circuits/layout"
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/layout"
 )
 
 // InputError is a job the prover can never complete: unknown model, wrong

@@ -21,10 +21,10 @@ import (
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/backend/witness"
 
-	"github.com/zkoracle/zkoracle/circuits/layout"
 	"github.com/zkoracle/zkoracle/fixtures"
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/layout"
 )
 
 // TestMain doubles as a worker process for TestWorkersSurviveSIGKILL: the

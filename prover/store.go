@@ -19,8 +19,8 @@ import (
 	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkoracle/zkoracle/circuits"
-	"github.com/zkoracle/zkoracle/circuits/layout"
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/layout"
 )
 
 // SetupSingleParty marks keys from gnark's single-party Groth16 setup: whoever
