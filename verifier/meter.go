@@ -1,0 +1,64 @@
+package verifier
+
+// Cost is what one call consumed, in deterministic units, with an estimate
+// of what the same work costs a canister on the Internet Computer.
+//
+// The units are counted, not timed: pairings (Miller loops) and the public
+// input multi-scalar multiplication size follow from the key; bytes decoded
+// from the request. The instruction estimate multiplies them by per-unit
+// constants calibrated from the wasm build of the verify core under wazero
+// (BenchmarkWasmVerify): about 1e9 simple wasm instructions per second of
+// wazero time on this machine, split by the measured share of each step.
+type Cost struct {
+	Pairings     int   `json:"pairings"`
+	PublicTerms  int   `json:"public_input_terms"`
+	BytesDecoded int   `json:"bytes_decoded"`
+	Instructions int64 `json:"ic_instructions_estimate"`
+	Cycles       int64 `json:"ic_cycles_estimate"`
+}
+
+// Per-unit instruction estimates (see Cost) and the IC's limits.
+const (
+	InstrPerMillerLoop = 2_500_000
+	InstrFinalExp      = 4_000_000
+	InstrPerTerm       = 450_000
+	InstrPerByte       = 60
+	// InstrKeyPoint is the cost of decoding one checked G1/G2 key point.
+	InstrKeyPoint = 700_000
+
+	QueryBudget     = 5_000_000_000  // instructions per query call
+	UpdateBudget    = 40_000_000_000 // instructions per update call
+	CyclesPerUpdate = 5_000_000      // base fee of an update on a 13-node subnet
+)
+
+// verifyCost is the cost of checking one proof under a key with nPublic
+// public inputs and nCommit commitments, having decoded n bytes.
+func verifyCost(nPublic, nCommit, n int) Cost {
+	c := Cost{Pairings: 3 + 2*nCommit, PublicTerms: nPublic + nCommit, BytesDecoded: n}
+	c.Instructions = int64(c.Pairings)*InstrPerMillerLoop + InstrFinalExp*int64(1+min(nCommit, 1)) +
+		int64(c.PublicTerms)*InstrPerTerm + int64(n)*InstrPerByte
+	return c
+}
+
+// registerCost is the cost of decoding and checking a key of n bytes with
+// nPoints points.
+func registerCost(nPoints, n int) Cost {
+	c := Cost{BytesDecoded: n}
+	c.Instructions = int64(nPoints)*InstrKeyPoint + int64(n)*InstrPerByte
+	return c
+}
+
+// plainCost is the cost of a call that only decodes and moves data.
+func plainCost(n int) Cost {
+	return Cost{BytesDecoded: n, Instructions: int64(n) * InstrPerByte}
+}
+
+// charge fills in the cycles for an update (queries are free) and reports
+// whether the call fits the budget of its kind.
+func (c *Cost) charge(update bool) bool {
+	if update {
+		c.Cycles = c.Instructions + CyclesPerUpdate
+		return c.Instructions <= UpdateBudget
+	}
+	return c.Instructions <= QueryBudget
+}
