@@ -6,9 +6,11 @@ package verifier
 // The units are counted, not timed: pairings (Miller loops) and the public
 // input multi-scalar multiplication size follow from the key; bytes decoded
 // from the request. The instruction estimate multiplies them by per-unit
-// constants calibrated from the wasm build of the verify core under wazero
-// (BenchmarkWasmVerify): about 1e9 simple wasm instructions per second of
-// wazero time on this machine, split by the measured share of each step.
+// constants calibrated on the wasm build of the verify core under wazero
+// (BenchmarkWasmVerify: 58 ms for a mnist-cnn verification, instance
+// start included), counting one instruction per nanosecond of wazero time;
+// the split between pairings and MSM terms is an estimate. It is an order
+// of magnitude for budgeting, not a measurement of the IC.
 type Cost struct {
 	Pairings     int   `json:"pairings"`
 	PublicTerms  int   `json:"public_input_terms"`
@@ -19,9 +21,9 @@ type Cost struct {
 
 // Per-unit instruction estimates (see Cost) and the IC's limits.
 const (
-	InstrPerMillerLoop = 2_500_000
-	InstrFinalExp      = 4_000_000
-	InstrPerTerm       = 450_000
+	InstrPerMillerLoop = 4_000_000
+	InstrFinalExp      = 7_000_000
+	InstrPerTerm       = 700_000
 	InstrPerByte       = 60
 	// InstrKeyPoint is the cost of decoding one checked G1/G2 key point.
 	InstrKeyPoint = 700_000

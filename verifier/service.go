@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/zkoracle/zkoracle/model/layout"
+	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
 // Error is an API error: the HTTP status, a stable code and a message safe
@@ -150,11 +151,11 @@ func shapeSize(shape []int) (int, error) {
 	}
 	n := 1
 	for _, d := range shape {
-		if d <= 0 || d > MaxValues {
+		if d <= 0 || d > core.MaxValues {
 			return 0, fmt.Errorf("shape %v: bad dimension %d", shape, d)
 		}
-		if n *= d; n > MaxValues {
-			return 0, fmt.Errorf("shape %v: more than %d values", shape, MaxValues)
+		if n *= d; n > core.MaxValues {
+			return 0, fmt.Errorf("shape %v: more than %d values", shape, core.MaxValues)
 		}
 	}
 	return n, nil
@@ -183,11 +184,11 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 	if r.Setup == DevSetupMarker && !s.allowDev {
 		return nil, Cost{}, apiErr(http.StatusForbidden, "dev_key_refused", "keys from a single-party setup are refused (start the verifier with --allow-dev-keys for development)")
 	}
-	vk, err := DecodeKey(r.VerifyingKey)
+	vk, err := core.DecodeKey(r.VerifyingKey)
 	if err != nil {
 		return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_key", "%v", err)
 	}
-	if got, want := publicInputs(vk), layout.Len(nIn, nOut); got != want {
+	if got, want := core.PublicInputs(vk), layout.Len(nIn, nOut); got != want {
 		return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_key", "key takes %d public inputs, a %d-in %d-out model needs %d (layout v%d)", got, nIn, nOut, want, layout.Version)
 	}
 	cost := registerCost(vk.NbG1()+vk.NbG2(), len(r.VerifyingKey))
@@ -286,7 +287,7 @@ func (s *Service) SetControllers(caller string, cs []Controller) (Cost, error) {
 // VerifyRequest is a claim and its proof.
 type VerifyRequest struct {
 	ModelID string `json:"model_id"`
-	Claim
+	core.Claim
 	Proof []byte `json:"proof"`
 }
 
@@ -309,20 +310,20 @@ func (s *Service) check(tx *bolt.Tx, r VerifyRequest, nBytes int, update bool) (
 	if err != nil {
 		return nil, Cost{}, err
 	}
-	cost := verifyCost(publicInputs(vk), nbCommitments(vk), nBytes)
+	cost := verifyCost(core.PublicInputs(vk), core.NbCommitments(vk), nBytes)
 	if !cost.charge(update) {
 		return nil, cost, apiErr(http.StatusUnprocessableEntity, "over_budget", "call needs %d instructions, budget %d", cost.Instructions, budget(update))
 	}
-	proof, err := DecodeProof(r.Proof)
+	proof, err := core.DecodeProof(r.Proof)
 	if err != nil {
 		return nil, cost, apiErr(http.StatusBadRequest, "bad_proof", "%v", err)
 	}
 	nIn, _ := shapeSize(rec.InputShape)
 	nOut, _ := shapeSize(rec.OutputShape)
 	s.verifications.Add(1)
-	if err := Check(vk, proof, r.Claim, nIn, nOut); err != nil {
+	if err := core.Check(vk, proof, r.Claim, nIn, nOut); err != nil {
 		s.rejections.Add(1)
-		if errors.Is(err, ErrInvalid) {
+		if errors.Is(err, core.ErrInvalid) {
 			return rec, cost, apiErr(http.StatusUnprocessableEntity, "invalid_proof", "the proof does not verify for this model, input and output")
 		}
 		return rec, cost, apiErr(http.StatusBadRequest, "bad_claim", "%v", err)
@@ -345,7 +346,7 @@ func (s *Service) key(rec *ModelRecord) (groth16.VerifyingKey, error) {
 	if ok {
 		return vk, nil
 	}
-	vk, err := DecodeKey(rec.Key) // after a restart: state holds the bytes
+	vk, err := core.DecodeKey(rec.Key) // after a restart: state holds the bytes
 	if err != nil {
 		return nil, fmt.Errorf("stored key of %s: %w", rec.ID, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/prover"
+	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
 // The tests use the prover to make real proofs; the verifier package itself
@@ -77,7 +78,7 @@ func fixtureProofs(t testing.TB) map[string]*proved {
 					provedErr = err
 					return
 				}
-				vr := VerifyRequest{ModelID: m.ID(), Claim: Claim{Input: ints(in), Output: r.Output}, Proof: r.Proof}
+				vr := VerifyRequest{ModelID: m.ID(), Claim: core.Claim{Input: ints(in), Output: r.Output}, Proof: r.Proof}
 				p.claims, p.input = append(p.claims, vr), append(p.input, in)
 			}
 			provedMods[name] = p
@@ -154,7 +155,9 @@ func register(t *testing.T, c client, mods map[string]*proved) {
 	}
 }
 
-func submit(vr VerifyRequest, id string) SubmitRequest { return SubmitRequest{RequestID: id, VerifyRequest: vr} }
+func submit(vr VerifyRequest, id string) SubmitRequest {
+	return SubmitRequest{RequestID: id, VerifyRequest: vr}
+}
 
 // snapshot is the observable state: stats, models and a result lookup.
 func snapshot(t *testing.T, c client) string {
@@ -213,7 +216,7 @@ func toAny(v []int64) []any {
 // rawProof re-encodes a compressed proof uncompressed, so tests can place
 // chosen coordinates.
 func rawProof(t *testing.T, b []byte) []byte {
-	p, err := DecodeProof(b)
+	p, err := core.DecodeProof(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package verifier
+// Package core is the verify core of the verifier: decoding and checking,
+// no I/O and no state. It builds for GOOS=wasip1 GOARCH=wasm (see
+// verifier/wasm), the form it would take inside a canister.
+package core
 
 import (
 	"bytes"
@@ -13,10 +16,6 @@ import (
 
 	"github.com/zkoracle/zkoracle/model/layout"
 )
-
-// The verify core: decoding and checking, no I/O. It builds for
-// GOOS=wasip1 GOARCH=wasm (see verifier/wasm), so what is metered here is
-// what a canister would run.
 
 // Limits of what the core decodes.
 const (
@@ -105,18 +104,18 @@ func (c Claim) PublicInputs(inputSize, outputSize int) (witness.Witness, error) 
 	return w, nil
 }
 
-// nbCommitments returns the number of Pedersen commitments a BN254 key
+// NbCommitments returns the number of Pedersen commitments a BN254 key
 // checks (each adds pairings to a verification).
-func nbCommitments(vk groth16.VerifyingKey) int {
+func NbCommitments(vk groth16.VerifyingKey) int {
 	if k, ok := vk.(*groth16bn254.VerifyingKey); ok {
 		return len(k.CommitmentKeys)
 	}
 	return 0
 }
 
-// publicInputs returns the number of public inputs a key verifies (gnark's
+// PublicInputs returns the number of public inputs a key verifies (gnark's
 // NbPublicWitness also counts the commitment wires).
-func publicInputs(vk groth16.VerifyingKey) int { return vk.NbPublicWitness() - nbCommitments(vk) }
+func PublicInputs(vk groth16.VerifyingKey) int { return vk.NbPublicWitness() - NbCommitments(vk) }
 
 // ErrInvalid marks a proof that decodes but does not verify.
 var ErrInvalid = errors.New("proof does not verify")
@@ -124,7 +123,7 @@ var ErrInvalid = errors.New("proof does not verify")
 // Check verifies proof for the claim under vk. The key must expect exactly
 // layout.Len(inputSize, outputSize) public inputs.
 func Check(vk groth16.VerifyingKey, proof groth16.Proof, c Claim, inputSize, outputSize int) error {
-	if got, want := publicInputs(vk), layout.Len(inputSize, outputSize); got != want {
+	if got, want := PublicInputs(vk), layout.Len(inputSize, outputSize); got != want {
 		return fmt.Errorf("verifying key takes %d public inputs, layout v%d needs %d", got, layout.Version, want)
 	}
 	pub, err := c.PublicInputs(inputSize, outputSize)
