@@ -25,6 +25,7 @@ const (
 	StreamDead     = "ZKO_DEAD"
 	SubjectDead    = "zko.dead." // + job ID
 	ConsumerName   = "provers"
+	SubjectStarted = "zko.started." // + job ID: a core NATS notice that a proof started
 	BucketKeys     = "zko-artifacts"
 )
 
@@ -136,6 +137,12 @@ func (q *Queue) setup(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Conn returns the NATS connection (for subscribers of SubjectStarted).
+func (q *Queue) Conn() *nats.Conn { return q.nc }
+
+// JetStream returns the JetStream context.
+func (q *Queue) JetStream() jetstream.JetStream { return q.js }
 
 // Close closes the connection.
 func (q *Queue) Close() { q.nc.Close() }

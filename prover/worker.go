@@ -117,6 +117,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	var out *Result
 	if err == nil {
 		log.Info("proving")
+		w.Queue.nc.Publish(SubjectStarted+job.ID, nil) // best effort: lets the oracle show "proving"
 		stop := w.heartbeat(msg)
 		out, err = w.Prover.Prove(ctx, job.ModelID, input)
 		stop()

@@ -1,0 +1,246 @@
+package oracle_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkoracle/zkoracle/fixtures"
+	"github.com/zkoracle/zkoracle/fixtures/mnist"
+	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/oracle"
+	"github.com/zkoracle/zkoracle/oracle/client"
+	"github.com/zkoracle/zkoracle/prover"
+)
+
+var storeDir string // shared artifact store: keys are set up once per run
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "zkoracle-oracle-store")
+	if err != nil {
+		panic(err)
+	}
+	storeDir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+const apiKey = "test-key"
+
+func models(t testing.TB, names ...string) []*model.Model {
+	var ms []*model.Model
+	for _, n := range names {
+		m, err := fixtures.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+func start(t *testing.T, dataDir string, slots int, tamper func(*prover.JobResult), names ...string) (*oracle.Stack, *client.Client) {
+	t.Helper()
+	s, err := oracle.Start(context.Background(), oracle.StackOptions{DataDir: dataDir, StoreDir: storeDir, Listen: "127.0.0.1:0",
+		Slots: slots, APIKeys: map[string]string{apiKey: "tester"}, Models: models(t, names...), TamperProof: tamper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &client.Client{URL: "http://" + s.Addr, Key: apiKey}
+}
+
+func pixels(t testing.TB, n int) []int {
+	img, _, err := mnist.TestImage(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]int, len(img))
+	for i, v := range img {
+		p[i] = int(v)
+	}
+	return p
+}
+
+func executor(t testing.TB, name string, n int) []int64 {
+	img, _, _ := mnist.TestImage(n)
+	tr, err := models(t, name)[0].Run(model.PixelsToInput(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Output
+}
+
+func TestEndToEnd(t *testing.T) {
+	var tampered sync.Map // request IDs whose proofs get corrupted
+	stack, c := start(t, t.TempDir(), 0, func(r *prover.JobResult) {
+		if _, ok := tampered.Load(r.ID); ok {
+			r.Proof = slices.Clone(r.Proof)
+			r.Proof[len(r.Proof)/2] ^= 0x10
+		}
+	}, "mnist-mlp", "mnist-cnn")
+	defer stack.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	var callbacks sync.Map
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rec oracle.Request
+		json.NewDecoder(r.Body).Decode(&rec)
+		callbacks.Store(rec.ID, rec.State)
+	}))
+	defer cb.Close()
+
+	type sent struct {
+		id    string
+		model string
+		image int
+	}
+	var all []sent
+	for i := range 10 {
+		name := []string{"mnist-mlp", "mnist-cnn"}[i%2]
+		req := oracle.InferenceRequest{Model: name, Pixels: pixels(t, i), IdempotencyKey: "k" + string(rune('a'+i))}
+		if i == 0 {
+			req.CallbackURL = cb.URL
+		}
+		r, err := c.Infer(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != oracle.StateQueued {
+			t.Fatalf("new request in state %s", r.State)
+		}
+		all = append(all, sent{r.ID, name, i})
+	}
+	// The same idempotency key again: the same request, no new job.
+	again, err := c.Infer(ctx, oracle.InferenceRequest{Model: "mnist-mlp", Pixels: pixels(t, 0), IdempotencyKey: "ka"})
+	if err != nil || again.ID != all[0].id {
+		t.Fatalf("idempotent resubmission: %v %v, want request %s", again, err, all[0].id)
+	}
+	// A job whose proof is corrupted on its way to the verifier.
+	bad, err := c.Infer(ctx, oracle.InferenceRequest{Model: "mnist-mlp", Pixels: pixels(t, 11)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered.Store(bad.ID, true)
+
+	for _, s := range all {
+		r, err := c.Wait(ctx, s.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != oracle.StateVerified {
+			t.Fatalf("request %d (%s): state %s, error %s", s.image, s.model, r.State, r.Error)
+		}
+		if want := executor(t, s.model, s.image); !slices.Equal(r.Output, want) {
+			t.Fatalf("request %d: output %v, executor %v", s.image, r.Output, want)
+		}
+		if len(r.Proof) == 0 || len(r.Public) == 0 || len(r.Acceptance) == 0 || r.Times[oracle.StateVerified].IsZero() {
+			t.Fatalf("request %d: verified record incomplete: %+v", s.image, r)
+		}
+	}
+	r, err := c.Wait(ctx, bad.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != oracle.StateRejected || !strings.Contains(r.Error, "verifier") {
+		t.Fatalf("corrupted proof: state %s (%s), want rejected", r.State, r.Error)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if v, ok := callbacks.Load(all[0].id); ok {
+			if v != oracle.StateVerified {
+				t.Fatalf("callback carried state %v", v)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no callback")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Bad requests.
+	post := func(key string, body []byte) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, c.URL+"/v1/inferences", bytes.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	good, _ := json.Marshal(oracle.InferenceRequest{Model: "mnist-mlp", Pixels: pixels(t, 3)})
+	short, _ := json.Marshal(oracle.InferenceRequest{Model: "mnist-mlp", Pixels: pixels(t, 3)[:700]})
+	unknown, _ := json.Marshal(oracle.InferenceRequest{Model: "mnist-transformer", Pixels: pixels(t, 3)})
+	for _, tc := range []struct {
+		name   string
+		key    string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"bad input shape", apiKey, short, 400, "bad_shape"},
+		{"unknown model", apiKey, unknown, 404, "unknown_model"},
+		{"missing API key", "", good, 401, "unauthorized"},
+		{"wrong API key", "nope", good, 401, "unauthorized"},
+		{"oversized body", apiKey, bytes.Repeat([]byte("x"), oracle.MaxInferenceBody+1), 413, "too_large"},
+		{"malformed JSON", apiKey, []byte(`{"model":`), 400, "bad_json"},
+	} {
+		if st, body := post(tc.key, tc.body); st != tc.status || !strings.Contains(body, tc.code) {
+			t.Errorf("%s: got %d %s, want %d %s", tc.name, st, body, tc.status, tc.code)
+		}
+	}
+	var ae *client.Error
+	if _, err := c.Get(ctx, "missing"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("unknown request: got %v, want 404", err)
+	}
+}
+
+// TestRestart: requests accepted while no prover runs stay queued across a
+// restart of the whole stack, then complete.
+func TestRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	data := t.TempDir()
+	stack, c := start(t, data, -1, nil, "mnist-mlp")
+	var ids []string
+	for i := range 3 {
+		r, err := c.Infer(ctx, oracle.InferenceRequest{Model: "mnist-mlp", Pixels: pixels(t, 20+i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if r, _ := c.Get(ctx, ids[0]); r.State != oracle.StateQueued {
+		t.Fatalf("with no prover the request is %s", r.State)
+	}
+	stack.Close()
+
+	stack, c = start(t, data, 0, nil, "mnist-mlp")
+	defer stack.Close()
+	for i, id := range ids {
+		r, err := c.Wait(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != oracle.StateVerified || !slices.Equal(r.Output, executor(t, "mnist-mlp", 20+i)) {
+			t.Fatalf("request %s after restart: %s %s", id, r.State, r.Error)
+		}
+	}
+}
