@@ -8,7 +8,7 @@ build:
 
 # Prove and verify a few MNIST inferences with the mnist-cnn fixture.
 run: build
-	./bin/zkoracle demo --model mnist-cnn --n 5
+	./bin/zkoracle demo
 
 # go vet, then every test under the race detector (seed corpora of the fuzz
 # targets included).

@@ -342,4 +342,6 @@ func newID() string {
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
-func verifierClaim(input []int, output []int64) core.Claim { return core.Claim{Input: input, Output: output} }
+func verifierClaim(input []int, output []int64) core.Claim {
+	return core.Claim{Input: input, Output: output}
+}

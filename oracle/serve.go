@@ -44,8 +44,8 @@ type StackOptions struct {
 
 // Stack is a running all-in-one oracle.
 type Stack struct {
-	Oracle *Oracle
-	Addr   string // client API address
+	Oracle  *Oracle
+	Addr    string // client API address
 	closers []func()
 }
 

@@ -4,71 +4,95 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
-	"github.com/zkoracle/zkoracle/model"
-	"github.com/zkoracle/zkoracle/prover"
+	"github.com/zkoracle/zkoracle/oracle"
+	"github.com/zkoracle/zkoracle/oracle/client"
 )
 
 func init() {
-	register("demo", "prove and verify a few MNIST inferences end to end (in process)", demo)
+	register("demo", "start the oracle on embedded defaults, run the client on a few MNIST digits, stop", demo)
 }
 
-// demo prepares a model (compile + single-party setup, cached in the store),
-// then proves and verifies a few test images, the verifier rebuilding the
-// public inputs from input and output alone.
+// demo is make run: the whole system in one process. It starts what
+// `zkoracle serve` starts (embedded NATS, prover worker, verifier, client
+// API on a loopback port), submits a few test images over HTTP with the Go
+// client, prints each verified prediction and stops. Keys are cached in the
+// store, so only the first run pays for compile and setup.
 func demo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	name := fs.String("model", "mnist-cnn", "model file or fixture name")
 	first := fs.Int("image", 0, "first MNIST test image")
-	count := fs.Int("n", 5, "number of images")
-	storeDir := fs.String("store", defaultStore(), "artifact store directory (keys are cached here)")
+	count := fs.Int("n", 6, "number of images (alternating mnist-cnn and mnist-mlp)")
+	storeDir := fs.String("store", defaultStore(), "artifact store (keys are cached here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, err := loadModel(*name)
+	data, err := os.MkdirTemp("", "zkoracle-demo")
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
-	store := &prover.Store{Dir: *storeDir}
+	defer os.RemoveAll(data)
+	ms, err := fixtureModels()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("starting the oracle (embedded NATS, prover, verifier, client API); keys cached in %s\n", *storeDir)
 	start := time.Now()
-	meta, err := prepare(ctx, store, m)
+	key := apiKey()
+	stack, err := oracle.Start(context.Background(), oracle.StackOptions{DataDir: data, StoreDir: *storeDir, Listen: "127.0.0.1:0",
+		APIKeys: map[string]string{key: "demo"}, Models: ms, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("model %s (%s): %d R1CS constraints, %d public inputs\nkeys ready in %s (store %s; setup: %s)\n\n",
-		m.Name, m.ID()[:16], meta.Constraints, meta.PublicInputs, since(start), *storeDir, meta.Setup)
-	vk, err := store.VerifyingKey(m.ID())
-	if err != nil {
-		return err
-	}
-	p, err := prover.New(prover.Options{Store: store, MaxConcurrent: 1})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%-6s %-6s %-10s %-9s %-9s %s\n", "image", "label", "predicted", "prove", "verify", "verdict")
-	for n := *first; n < *first+*count; n++ {
-		img, label, err := mnist.TestImage(n)
+	defer stack.Close()
+	fmt.Printf("ready in %s on http://%s (API key %s)\n\n", since(start), stack.Addr, key)
+	c := &client.Client{URL: "http://" + stack.Addr, Key: key}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	results := make([]*oracle.Request, *count)
+	labels := make([]int, *count)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	for i := range *count {
+		raw, label, err := mnist.TestImage(*first + i)
 		if err != nil {
 			return err
 		}
-		input := model.PixelsToInput(img)
-		r, err := p.Prove(ctx, m.ID(), input)
-		if err != nil {
-			return fmt.Errorf("prove image %d: %w", n, err)
+		labels[i] = int(label)
+		px := make([]int, len(raw))
+		for j, v := range raw {
+			px[j] = int(v)
 		}
-		pf := prover.ProofFile{Version: meta.LayoutVersion, ModelID: m.ID(), Output: r.Output, Class: r.Class, Proof: r.Proof}
-		for _, v := range input {
-			pf.Input = append(pf.Input, int(v))
+		name := []string{"mnist-cnn", "mnist-mlp"}[i%2]
+		wg.Go(func() {
+			r, err := infer(ctx, c, name, px)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	verified := 0
+	for i, r := range results {
+		printResult(r, labels[i])
+		if r.State == oracle.StateVerified {
+			verified++
 		}
-		t0 := time.Now()
-		verdict := "verified"
-		if err := pf.Verify(vk); err != nil {
-			verdict = "REJECTED: " + err.Error()
-		}
-		fmt.Printf("%-6d %-6d %-10d %-9s %-9s %s\n", n, label, r.Class, r.ProveTime.Round(time.Millisecond), time.Since(t0).Round(100*time.Microsecond), verdict)
+	}
+	fmt.Printf("\n%d of %d verified by the verifier; %s in all\n", verified, len(results), since(start))
+	if verified != len(results) {
+		return fmt.Errorf("%d requests not verified", len(results)-verified)
 	}
 	return nil
 }

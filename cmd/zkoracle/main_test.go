@@ -1,10 +1,14 @@
 package main
 
 import (
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zkoracle/zkoracle/fixtures/mnist"
 )
 
 func TestModelCommands(t *testing.T) {
@@ -35,5 +39,39 @@ func TestModelCommands(t *testing.T) {
 func TestCircuitInspect(t *testing.T) {
 	if err := circuitInspect([]string{"mnist-mlp"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReadPNG(t *testing.T) {
+	raw, _, err := mnist.TestImage(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Save it as a dark digit on a light background, as people draw them.
+	im := image.NewGray(image.Rect(0, 0, 28, 28))
+	for i, v := range raw {
+		im.Pix[i] = 255 - v
+	}
+	path := filepath.Join(t.TempDir(), "digit.png")
+	f, _ := os.Create(path)
+	if err := png.Encode(f, im); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	px, err := readPNG(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range raw {
+		if px[i] != int(v) {
+			t.Fatalf("pixel %d: got %d, want %d", i, px[i], v)
+		}
+	}
+	small := filepath.Join(t.TempDir(), "small.png")
+	f, _ = os.Create(small)
+	png.Encode(f, image.NewGray(image.Rect(0, 0, 10, 10)))
+	f.Close()
+	if _, err := readPNG(small); err == nil || !strings.Contains(err.Error(), "want 28x28") {
+		t.Fatalf("10x10 PNG: got %v", err)
 	}
 }
