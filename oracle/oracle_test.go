@@ -244,3 +244,77 @@ func TestRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestModelUpload: a model file posted to /v1/models is prepared in the
+// background (its progress visible), registered, and then serves
+// inferences; a malformed file is refused with the decoder's message.
+func TestModelUpload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stack, c := start(t, t.TempDir(), 0, nil)
+	defer stack.Close()
+	lo, hi := int64(-128), int64(127)
+	m := &model.Model{Format: model.Format, Version: model.Version, Name: "tiny",
+		Input: model.Tensor{Name: "x", DType: model.Int8, Shape: []int{4}, Scale: 1, ZeroPoint: 0},
+		Ops: []model.Op{
+			{Kind: model.Dense, In: []string{"x"}, Out: model.Tensor{Name: "h", DType: model.Int32, Shape: []int{3}, Scale: 1},
+				Weights: model.Int8s{1, -2, 3, 4, 5, -6, 7, 8, -9, 10, 11, 12}, Bias: []int32{1, 2, 3}},
+			{Kind: model.Requantize, In: []string{"h"}, Out: model.Tensor{Name: "y", DType: model.Int8, Shape: []int{3}, Scale: 1, ZeroPoint: -128},
+				Multiplier: []int64{3}, Shift: []int{4}, Min: &lo, Max: &hi},
+		}, Output: "y"}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := m.Encode()
+	post := func(b []byte) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, c.URL+"/v1/models", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if st, out := post(body[:len(body)-20]); st != 400 || !strings.Contains(out["error"].(map[string]any)["message"].(string), "decode model") {
+		t.Fatalf("truncated model: %d %v", st, out)
+	}
+	st, out := post(body)
+	if st != http.StatusAccepted || out["model_id"] != m.ID() {
+		t.Fatalf("upload: %d %v", st, out)
+	}
+	for {
+		req, _ := http.NewRequest(http.MethodGet, c.URL+"/v1/models/"+m.ID(), nil)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e oracle.ModelEntry
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if e.State == "ready" {
+			if e.Constraints == 0 {
+				t.Fatalf("ready model without a constraint count: %+v", e)
+			}
+			break
+		}
+		if e.State == "failed" || ctx.Err() != nil {
+			t.Fatalf("model preparation: %+v", e)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r, err := c.Infer(ctx, oracle.InferenceRequest{Model: "tiny", Input: []int{5, -7, 100, -128}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = c.Wait(ctx, r.ID); err != nil || r.State != oracle.StateVerified {
+		t.Fatalf("inference on the uploaded model: %+v %v", r, err)
+	}
+	tr, _ := m.Run([]int8{5, -7, 100, -128})
+	if !slices.Equal(r.Output, tr.Output) {
+		t.Fatalf("output %v, executor %v", r.Output, tr.Output)
+	}
+}
