@@ -1,7 +1,7 @@
 # zkoracle: make run (the demo), make test (what CI runs).
 GO ?= go
 
-.PHONY: run test test-short bench fuzz fixtures build vet
+.PHONY: run test test-short bench gobench fuzz fixtures build vet
 
 build:
 	$(GO) build -o bin/zkoracle ./cmd/zkoracle
@@ -21,11 +21,18 @@ vet:
 test-short:
 	$(GO) test -short ./...
 
-# Benchmarks: compile, setup, prove, verify of both fixtures, and the gadgets,
-# reporting constraints.
-bench:
+# The benchmark suite: bench/results/{results.json,RESULTS.md,*.png} and the
+# table in README.md, then the gadget micro-benchmarks (constraints, naive
+# baselines). Go benchmarks of compile/setup/prove/verify, the queue and the
+# verifier: make gobench.
+bench: build
+	./bin/zkoracle bench --out bench/results --readme README.md
+	$(GO) test -run '^$$' -bench Gadget -benchtime 1x -count 1 ./circuits/
+
+gobench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./circuits/
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -count 1 ./prover/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./verifier/
 
 # Fuzz the model decoder for a while (CI runs the seed corpus via make test).
 fuzz:

@@ -3,18 +3,12 @@ package verifier
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-
 	"github.com/zkoracle/zkoracle/verifier/core"
+	"github.com/zkoracle/zkoracle/verifier/wasmhost"
 )
 
 var (
@@ -23,83 +17,35 @@ var (
 	wasmErr  error
 )
 
-// buildWasm compiles verifier/wasm for GOOS=wasip1 GOARCH=wasm once.
-func buildWasm(t testing.TB) []byte {
+// newWasmRunner builds verifier/wasm once per test binary and compiles it
+// for wazero.
+func newWasmRunner(t testing.TB) *wasmRunner {
 	t.Helper()
-	wasmOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "zkoracle-wasm")
-		if err != nil {
-			wasmErr = err
-			return
-		}
-		out := filepath.Join(dir, "verify.wasm")
-		cmd := exec.Command("go", "build", "-o", out, "./wasm")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			wasmErr = err
-			t.Logf("%s", b)
-			return
-		}
-		wasmBin, wasmErr = os.ReadFile(out)
-	})
+	wasmOnce.Do(func() { wasmBin, wasmErr = wasmhost.Build(".") })
 	if wasmErr != nil {
 		t.Fatal(wasmErr)
 	}
-	return wasmBin
-}
-
-type wasmRunner struct {
-	rt  wazero.Runtime
-	mod wazero.CompiledModule
-}
-
-func newWasmRunner(t testing.TB) *wasmRunner {
-	ctx := context.Background()
-	rt := wazero.NewRuntime(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-	mod, err := rt.CompileModule(ctx, buildWasm(t))
+	r, err := wasmhost.New(context.Background(), wasmBin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rt.Close(ctx) })
-	return &wasmRunner{rt, mod}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return &wasmRunner{t, r}
 }
 
-// verify runs one verification in a fresh instance of the module.
+type wasmRunner struct {
+	t testing.TB
+	r *wasmhost.Runner
+}
+
+type wasmRequest = wasmhost.Request
+
 func (w *wasmRunner) verify(t testing.TB, req wasmRequest) (bool, string) {
-	b, _ := json.Marshal(req)
-	var out, errb bytes.Buffer
-	cfg := wazero.NewModuleConfig().WithStdin(bytes.NewReader(b)).WithStdout(&out).WithStderr(&errb).WithName("")
-	m, err := w.rt.InstantiateModule(context.Background(), w.mod, cfg)
-	if m != nil {
-		m.Close(context.Background())
+	ok, reason, err := w.r.Verify(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err != nil && !isExit0(err) {
-		t.Fatalf("wasm: %v\n%s", err, errb.String())
-	}
-	var v struct {
-		Valid  bool   `json:"valid"`
-		Reason string `json:"reason"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
-		t.Fatalf("wasm reply %q: %v", out.String(), err)
-	}
-	return v.Valid, v.Reason
-}
-
-func isExit0(err error) bool {
-	type exitCoder interface{ ExitCode() uint32 }
-	e, ok := err.(exitCoder)
-	return ok && e.ExitCode() == 0
-}
-
-type wasmRequest struct {
-	Key        []byte  `json:"verifying_key"`
-	Proof      []byte  `json:"proof"`
-	Input      []int   `json:"input"`
-	Output     []int64 `json:"output"`
-	InputSize  int     `json:"input_size"`
-	OutputSize int     `json:"output_size"`
+	return ok, reason
 }
 
 func nativeVerdict(r wasmRequest) bool {
