@@ -255,4 +255,3 @@ func peakRSSKB() int {
 	}
 	return 0
 }
-
