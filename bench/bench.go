@@ -59,7 +59,8 @@ type Result struct {
 	SetupMs       float64 `json:"setup_ms"`
 	Prove         Stat    `json:"prove"`
 	VerifyNative  Stat    `json:"verify_native"`
-	VerifyWasm    *Stat   `json:"verify_wasm,omitempty"`
+	VerifyWasm    *Stat   `json:"verify_wasm,omitempty"`   // in the instance, per call
+	WasmInstance  *Stat   `json:"wasm_instance,omitempty"` // a fresh instance, start included
 	ProofBytes    int     `json:"proof_bytes"`
 	ProvingKeyMB  float64 `json:"proving_key_mb"`
 	VerifyKeyKB   float64 `json:"verifying_key_kb"`
@@ -82,8 +83,9 @@ type Report struct {
 type Options struct {
 	ProveRuns, VerifyRuns int
 	// Wasm, when set, verifies a proof with the wasm build of the verify
-	// core; it returns the time of one verification.
-	Wasm func(vk, proof []byte, input []int, output []int64) (time.Duration, error)
+	// core in a fresh instance; it returns the verification time inside the
+	// instance and the whole run, instance start included.
+	Wasm func(vk, proof []byte, input []int, output []int64) (verify, total time.Duration, err error)
 	// Recorded float figures by model name (fixtures/accuracy.json).
 	Float    map[string][2]float64 // accuracy, agreement
 	Progress func(model, step string)
@@ -193,16 +195,16 @@ func Run(ctx context.Context, m *model.Model, o Options) (*Result, error) {
 	r.VerifyNative = stat(verifies)
 	if o.Wasm != nil {
 		step("verify (wasm)")
-		var ws []time.Duration
+		var ws, wt []time.Duration
 		for range 5 {
-			d, err := o.Wasm(vkb.Bytes(), proofBytes, claim.Input, output)
+			v, total, err := o.Wasm(vkb.Bytes(), proofBytes, claim.Input, output)
 			if err != nil {
 				return nil, fmt.Errorf("wasm verify: %w", err)
 			}
-			ws = append(ws, d)
+			ws, wt = append(ws, v), append(wt, total)
 		}
-		s := stat(ws)
-		r.VerifyWasm = &s
+		s, st := stat(ws), stat(wt)
+		r.VerifyWasm, r.WasmInstance = &s, &st
 	}
 	if m.Input.Size() == mnist.Pixels {
 		step("accuracy")

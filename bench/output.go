@@ -46,7 +46,7 @@ func (r *Report) Markdown() string {
 	for _, x := range r.Results {
 		wasm := "-"
 		if x.VerifyWasm != nil {
-			wasm = fmt.Sprintf("%.1f ms", x.VerifyWasm.Median)
+			wasm = fmt.Sprintf("%.1f ms (%.0f with instance start)", x.VerifyWasm.Median, x.WasmInstance.Median)
 		}
 		acc, fl, ag := "-", "-", "-"
 		if x.TestImages > 0 {

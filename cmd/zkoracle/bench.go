@@ -65,13 +65,13 @@ func benchCmd(args []string) error {
 			return err
 		}
 		defer runner.Close(ctx)
-		o.Wasm = func(vk, proof []byte, input []int, output []int64) (time.Duration, error) {
+		o.Wasm = func(vk, proof []byte, input []int, output []int64) (time.Duration, time.Duration, error) {
 			t := time.Now()
-			ok, reason, err := runner.Verify(ctx, wasmhost.Request{Key: vk, Proof: proof, Input: input, Output: output, InputSize: len(input), OutputSize: len(output)})
-			if err == nil && !ok {
-				err = fmt.Errorf("rejected: %s", reason)
+			v, err := runner.Run(ctx, wasmhost.Request{Key: vk, Proof: proof, Input: input, Output: output, InputSize: len(input), OutputSize: len(output)})
+			if err == nil && !v.Valid {
+				err = fmt.Errorf("rejected: %s", v.Reason)
 			}
-			return time.Since(t), err
+			return time.Duration(v.VerifyNanos), time.Since(t), err
 		}
 	}
 	rep := &bench.Report{Date: time.Now().UTC().Format("2006-01-02"), Machine: bench.Machine(), Go: runtime.Version()}
