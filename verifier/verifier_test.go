@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,7 +263,9 @@ func TestRejections(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"tampered proof byte", func() any { r := good(); r.Proof[5] ^= 0x40; return r }, 400, "bad_proof"},
+		// A flipped x coordinate is a valid point about half the time (the
+		// proof is randomised per run): then it decodes and fails to verify.
+		{"tampered proof byte", func() any { r := good(); r.Proof[5] ^= 0x40; return r }, 400, "bad_proof|422 invalid_proof"},
 		{"tampered proof, valid points", func() any { r := good(); r.Proof = mlp.claims[2].Proof; return r }, 422, "invalid_proof"},
 		{"proof for another input", func() any { r := good(); r.Input = mlp.claims[0].Input; r.Output = mlp.claims[1].Output; return r }, 422, "invalid_proof"},
 		{"another output", func() any { r := good(); r.Output[4]++; return r }, 422, "invalid_proof"},
@@ -293,7 +296,7 @@ func TestRejections(t *testing.T) {
 			before := snapshot(t, c)
 			st, out := c.do("POST", "/api/v1/update/submit_result", "", tc.body())
 			e, _ := out["error"].(map[string]any)
-			if st != tc.status || e == nil || e["code"] != tc.code || e["message"] == "" {
+			if e == nil || e["message"] == "" || !slices.Contains(strings.Split(fmt.Sprint(tc.status, " ", tc.code), "|"), fmt.Sprint(st, " ", e["code"])) {
 				t.Fatalf("got %d %v, want %d %s", st, out, tc.status, tc.code)
 			}
 			if after := snapshot(t, c); after != before {
