@@ -1,16 +1,14 @@
 package prover
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 
-	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
-	"github.com/consensys/gnark/backend/witness"
 
 	"github.com/zkoracle/zkoracle/model/layout"
+	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
 // ProofFile is the self-contained record `zkoracle prove` writes and
@@ -53,34 +51,15 @@ func DecodeProofFile(r io.Reader) (*ProofFile, error) {
 }
 
 // Verify checks the proof against vk with public inputs rebuilt from the
-// file's input and output; the class is checked against the output too.
+// file's input and output (the verifier's own core does it); the class is
+// checked against the output too.
 func (pf *ProofFile) Verify(vk groth16.VerifyingKey) error {
-	in, err := (&Job{Input: pf.Input}).Int8Input()
-	if err != nil {
-		return err
-	}
 	if c := layout.Argmax(pf.Output); c != pf.Class {
 		return fmt.Errorf("class %d is not the arg max %d of the output", pf.Class, c)
 	}
-	proof := groth16.NewProof(ecc.BN254)
-	if _, err := proof.ReadFrom(bytes.NewReader(pf.Proof)); err != nil {
-		return fmt.Errorf("decode proof: %w", err)
-	}
-	pub, err := layout.Build(in, pf.Output)
+	proof, err := core.DecodeProof(pf.Proof)
 	if err != nil {
 		return err
 	}
-	w, err := witness.New(ecc.BN254.ScalarField())
-	if err != nil {
-		return err
-	}
-	ch := make(chan any, len(pub))
-	for i := range pub {
-		ch <- pub[i]
-	}
-	close(ch)
-	if err := w.Fill(len(pub), 0, ch); err != nil {
-		return err
-	}
-	return groth16.Verify(proof, vk, w)
+	return core.Check(vk, proof, core.Claim{Input: pf.Input, Output: pf.Output}, len(pf.Input), len(pf.Output))
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkoracle/zkoracle/verifier/core"
 	"github.com/zkoracle/zkoracle/verifier/wasmhost"
 )
 
@@ -48,17 +47,7 @@ func (w *wasmRunner) verify(t testing.TB, req wasmRequest) (bool, string) {
 	return ok, reason
 }
 
-func nativeVerdict(r wasmRequest) bool {
-	vk, err := core.DecodeKey(r.Key)
-	if err != nil {
-		return false
-	}
-	p, err := core.DecodeProof(r.Proof)
-	if err != nil {
-		return false
-	}
-	return core.Check(vk, p, core.Claim{Input: r.Input, Output: r.Output}, r.InputSize, r.OutputSize) == nil
-}
+func nativeVerdict(r wasmRequest) bool { return r.Verify() == nil }
 
 // TestWasmSameVerdicts runs the verify core compiled to wasip1 under wazero
 // and checks it agrees with the native core on valid and invalid proofs.

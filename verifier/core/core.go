@@ -135,3 +135,28 @@ func Check(vk groth16.VerifyingKey, proof groth16.Proof, c Claim, inputSize, out
 	}
 	return nil
 }
+
+// Request is one self-contained verification, as the wasm build of this
+// core reads it (verifier/wasm): key, proof and claim, with the model's
+// input and output sizes.
+type Request struct {
+	Key        []byte  `json:"verifying_key"`
+	Proof      []byte  `json:"proof"`
+	Input      []int   `json:"input"`
+	Output     []int64 `json:"output"`
+	InputSize  int     `json:"input_size"`
+	OutputSize int     `json:"output_size"`
+}
+
+// Verify decodes and checks a Request.
+func (r Request) Verify() error {
+	vk, err := DecodeKey(r.Key)
+	if err != nil {
+		return err
+	}
+	proof, err := DecodeProof(r.Proof)
+	if err != nil {
+		return err
+	}
+	return Check(vk, proof, Claim{Input: r.Input, Output: r.Output}, r.InputSize, r.OutputSize)
+}

@@ -20,15 +20,6 @@ import (
 	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
-type request struct {
-	Key        []byte  `json:"verifying_key"`
-	Proof      []byte  `json:"proof"`
-	Input      []int   `json:"input"`
-	Output     []int64 `json:"output"`
-	InputSize  int     `json:"input_size"`
-	OutputSize int     `json:"output_size"`
-}
-
 func main() {
 	logger.Disable() // gnark logs to stdout otherwise
 	var start time.Time
@@ -40,24 +31,13 @@ func main() {
 		verdict(false, err.Error())
 		return
 	}
-	var r request
+	var r core.Request
 	if err := json.Unmarshal(b, &r); err != nil {
 		verdict(false, "request: "+err.Error())
 		return
 	}
 	start = time.Now()
-	vk, err := core.DecodeKey(r.Key)
-
-	if err != nil {
-		verdict(false, err.Error())
-		return
-	}
-	proof, err := core.DecodeProof(r.Proof)
-	if err != nil {
-		verdict(false, err.Error())
-		return
-	}
-	if err := core.Check(vk, proof, core.Claim{Input: r.Input, Output: r.Output}, r.InputSize, r.OutputSize); err != nil {
+	if err := r.Verify(); err != nil {
 		verdict(false, err.Error())
 		return
 	}

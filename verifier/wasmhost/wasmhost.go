@@ -14,6 +14,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
 // Build compiles ./verifier/wasm of the module rooted at (or above) dir
@@ -35,14 +37,7 @@ func Build(dir string) ([]byte, error) {
 }
 
 // Request is what the module reads on stdin.
-type Request struct {
-	Key        []byte  `json:"verifying_key"`
-	Proof      []byte  `json:"proof"`
-	Input      []int   `json:"input"`
-	Output     []int64 `json:"output"`
-	InputSize  int     `json:"input_size"`
-	OutputSize int     `json:"output_size"`
-}
+type Request = core.Request
 
 // Runner runs the compiled module, one fresh instance per verification.
 type Runner struct {
