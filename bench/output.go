@@ -46,7 +46,7 @@ func (r *Report) Markdown() string {
 	for _, x := range r.Results {
 		wasm := "-"
 		if x.VerifyWasm != nil {
-			wasm = fmt.Sprintf("%.1f ms (%.0f with instance start)", x.VerifyWasm.Median, x.WasmInstance.Median)
+			wasm = fmt.Sprintf("%.1f ms per call (%.0f ms cold)", x.VerifyWasm.Median, x.WasmInstance.Median)
 		}
 		acc, fl, ag := "-", "-", "-"
 		if x.TestImages > 0 {
@@ -59,6 +59,7 @@ func (r *Report) Markdown() string {
 			x.Model, x.Constraints, x.PublicInputs, x.CompileMs/1000, x.SetupMs/1000, x.Prove.Median, x.Prove.Min, x.Prove.Max,
 			x.VerifyNative.Median, wasm, x.ProofBytes, x.ProvingKeyMB, x.PeakRSSMB, acc, fl, ag)
 	}
+	b.WriteString("\nwasm: the verify core built for wasip1 under wazero; per call = proof decode + check with the key already decoded (as a canister keeps it), cold = fresh instance + key decode + call.\n")
 	b.WriteString("\nPublished numbers of other systems on the same architectures (ZKML-Benchmark suite; **other hardware**, proving time only):\n\n")
 	b.WriteString("| architecture | system | prove | memory | note |\n|---|---|---|---|---|\n")
 	for _, p := range published {

@@ -7,10 +7,12 @@ package verifier
 // input multi-scalar multiplication size follow from the key; bytes decoded
 // from the request. The instruction estimate multiplies them by per-unit
 // constants calibrated on the wasm build of the verify core under wazero
-// (BenchmarkWasmVerify: 58 ms for a mnist-cnn verification, instance
-// start included), counting one instruction per nanosecond of wazero time;
-// the split between pairings and MSM terms is an estimate. It is an order
-// of magnitude for budgeting, not a measurement of the IC.
+// (zkoracle bench: about 25 ms per mnist-cnn verification with the key
+// already decoded, 15-20 ms more to decode a key with its subgroup checks),
+// counting one instruction per nanosecond of wazero time; the split between
+// pairings and MSM terms is an estimate (a 5-input model verifies in about
+// the same time, so pairings dominate). It is an order of magnitude for
+// budgeting, not a measurement of the IC.
 type Cost struct {
 	Pairings     int   `json:"pairings"`
 	PublicTerms  int   `json:"public_input_terms"`
@@ -21,9 +23,9 @@ type Cost struct {
 
 // Per-unit instruction estimates (see Cost) and the IC's limits.
 const (
-	InstrPerMillerLoop = 4_000_000
-	InstrFinalExp      = 7_000_000
-	InstrPerTerm       = 700_000
+	InstrPerMillerLoop = 3_000_000
+	InstrFinalExp      = 4_000_000
+	InstrPerTerm       = 100_000
 	InstrPerByte       = 60
 	// InstrKeyPoint is the cost of decoding one checked G1/G2 key point.
 	InstrKeyPoint = 700_000

@@ -70,8 +70,8 @@ func (r *Runner) Verify(ctx context.Context, req Request) (bool, string, error) 
 type Verdict struct {
 	Valid  bool   `json:"valid"`
 	Reason string `json:"reason"`
-	// VerifyNanos is the time inside the instance from decoding the key
-	// to the verdict; the rest of a Run is instance start.
+	// VerifyNanos is the time inside the instance from decoding the proof
+	// to the verdict; the rest of a Run is instance start and key decoding.
 	VerifyNanos int64 `json:"verify_ns"`
 }
 
