@@ -24,13 +24,14 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/oracle/api"
 	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
-// Request body limits.
+// Request body limits (see api).
 const (
-	MaxInferenceBody = 1 << 20
-	MaxModelBody     = 16 << 20
+	MaxInferenceBody = api.MaxInferenceBody
+	MaxModelBody     = api.MaxModelBody
 )
 
 // apiError is an error with its HTTP status, safe to show the client.
@@ -136,17 +137,6 @@ func writeErr(w http.ResponseWriter, e *apiError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": e.code, "message": e.msg}})
-}
-
-// InferenceRequest is the body of POST /v1/inferences. Give the input as
-// int8 values (Input) or as 0..255 pixels (Pixels, mapped to p-128).
-type InferenceRequest struct {
-	Model          string    `json:"model"`
-	Input          []int     `json:"input,omitempty"`
-	Pixels         []int     `json:"pixels,omitempty"`
-	IdempotencyKey string    `json:"idempotency_key,omitempty"`
-	Deadline       time.Time `json:"deadline,omitzero"`
-	CallbackURL    string    `json:"callback_url,omitempty"`
 }
 
 func decodeStrict(body []byte, v any) error {

@@ -18,60 +18,34 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/oracle/api"
 	"github.com/zkoracle/zkoracle/prover"
 	"github.com/zkoracle/zkoracle/verifier"
 )
 
-// Request states. A request only moves forward through them.
-const (
-	StateQueued    = "queued"
-	StateProving   = "proving"
-	StateVerifying = "verifying"
-	StateVerified  = "verified"
-	StateRejected  = "rejected"
-	StateFailed    = "failed"
-	StateExpired   = "expired"
+// The API types live in oracle/api, so that clients need not import the
+// server; these aliases keep them at hand here.
+type (
+	Request          = api.Request
+	ModelEntry       = api.ModelEntry
+	InferenceRequest = api.InferenceRequest
 )
 
-var rank = map[string]int{StateQueued: 0, StateProving: 1, StateVerifying: 2, StateVerified: 3, StateRejected: 3, StateFailed: 3, StateExpired: 3}
+// Request states (see api).
+const (
+	StateQueued    = api.StateQueued
+	StateProving   = api.StateProving
+	StateVerifying = api.StateVerifying
+	StateVerified  = api.StateVerified
+	StateRejected  = api.StateRejected
+	StateFailed    = api.StateFailed
+	StateExpired   = api.StateExpired
+)
 
 // Terminal reports whether a state is final.
-func Terminal(state string) bool { return rank[state] == 3 }
+func Terminal(state string) bool { return api.Terminal(state) }
 
-// Request is an inference request and everything that happened to it.
-type Request struct {
-	ID             string               `json:"id"`
-	ModelID        string               `json:"model_id"`
-	ModelName      string               `json:"model_name"`
-	Input          []int                `json:"input"`
-	IdempotencyKey string               `json:"idempotency_key,omitempty"`
-	Client         string               `json:"client"`
-	Callback       string               `json:"callback_url,omitempty"`
-	Deadline       time.Time            `json:"deadline,omitzero"`
-	State          string               `json:"state"`
-	Times          map[string]time.Time `json:"timestamps"`
-	Output         []int64              `json:"output,omitempty"`
-	Class          *int                 `json:"class,omitempty"`
-	Proof          []byte               `json:"proof,omitempty"`
-	Public         []byte               `json:"public_inputs,omitempty"`
-	Acceptance     json.RawMessage      `json:"verifier_acceptance,omitempty"`
-	Error          string               `json:"error,omitempty"`
-	ProveMillis    int64                `json:"prove_ms,omitempty"`
-	CallbackDone   bool                 `json:"callback_delivered,omitempty"`
-}
-
-// ModelEntry is a model the oracle serves (or is preparing).
-type ModelEntry struct {
-	ID           string `json:"model_id"`
-	Name         string `json:"name"`
-	State        string `json:"state"` // preparing, ready, failed
-	Step         string `json:"step,omitempty"`
-	Constraints  int    `json:"constraints,omitempty"`
-	PublicInputs int    `json:"public_inputs,omitempty"`
-	InputShape   []int  `json:"input_shape,omitempty"`
-	Setup        string `json:"setup,omitempty"`
-	Error        string `json:"error,omitempty"`
-}
+var rank = map[string]int{StateQueued: 0, StateProving: 1, StateVerifying: 2, StateVerified: 3, StateRejected: 3, StateFailed: 3, StateExpired: 3}
 
 var (
 	bucketRequests = []byte("requests")

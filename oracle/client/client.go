@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/zkoracle/zkoracle/oracle"
+	"github.com/zkoracle/zkoracle/oracle/api"
 )
 
 // Client calls an oracle with an API key.
@@ -70,20 +70,20 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 
 // Infer submits an inference request and returns it as recorded (queued,
 // or the earlier request with the same idempotency key).
-func (c *Client) Infer(ctx context.Context, req oracle.InferenceRequest) (*oracle.Request, error) {
-	var r oracle.Request
+func (c *Client) Infer(ctx context.Context, req api.InferenceRequest) (*api.Request, error) {
+	var r api.Request
 	_, err := c.do(ctx, http.MethodPost, "/v1/inferences", req, &r)
 	return &r, err
 }
 
 // Get returns an inference request's current record.
-func (c *Client) Get(ctx context.Context, id string) (*oracle.Request, error) {
+func (c *Client) Get(ctx context.Context, id string) (*api.Request, error) {
 	r, _, err := c.get(ctx, id)
 	return r, err
 }
 
-func (c *Client) get(ctx context.Context, id string) (*oracle.Request, time.Duration, error) {
-	var r oracle.Request
+func (c *Client) get(ctx context.Context, id string) (*api.Request, time.Duration, error) {
+	var r api.Request
 	h, err := c.do(ctx, http.MethodGet, "/v1/inferences/"+id, nil, &r)
 	wait := 500 * time.Millisecond
 	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
@@ -94,13 +94,13 @@ func (c *Client) get(ctx context.Context, id string) (*oracle.Request, time.Dura
 
 // Wait polls until the request reaches a final state (honouring
 // Retry-After, at most every 2 s) or ctx ends.
-func (c *Client) Wait(ctx context.Context, id string) (*oracle.Request, error) {
+func (c *Client) Wait(ctx context.Context, id string) (*api.Request, error) {
 	for {
 		r, wait, err := c.get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if oracle.Terminal(r.State) {
+		if api.Terminal(r.State) {
 			return r, nil
 		}
 		select {
