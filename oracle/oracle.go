@@ -94,6 +94,9 @@ func New(o Options) (*Oracle, error) {
 	if o.RatePerSecond <= 0 {
 		o.RatePerSecond, o.Burst = 50, 100
 	}
+	if o.Burst <= 0 {
+		o.Burst = max(1, int(2*o.RatePerSecond))
+	}
 	db, err := bolt.Open(o.StatePath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("oracle state: %w", err)

@@ -318,3 +318,36 @@ func TestModelUpload(t *testing.T) {
 		t.Fatalf("output %v, executor %v", r.Output, tr.Output)
 	}
 }
+
+// TestRateLimit: a key over its rate gets 429 with Retry-After; another key
+// is not affected.
+func TestRateLimit(t *testing.T) {
+	s, err := oracle.Start(context.Background(), oracle.StackOptions{DataDir: t.TempDir(), StoreDir: storeDir, Listen: "127.0.0.1:0", Slots: -1,
+		APIKeys: map[string]string{"a": "client-a", "b": "client-b"}, RatePerSecond: 1, Burst: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	get := func(key string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr+"/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 3 {
+		if r := get("a"); r.StatusCode != 200 {
+			t.Fatalf("request %d within the burst: %d", i, r.StatusCode)
+		}
+	}
+	r := get("a")
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the rate: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	if r := get("b"); r.StatusCode != 200 {
+		t.Fatalf("another key: %d", r.StatusCode)
+	}
+}

@@ -34,12 +34,15 @@ type StackOptions struct {
 	VerifierURL, VerifierToken string
 	// Slots is the number of in-process proving slots (0: prover default;
 	// negative: none, leave proving to `zkoracle worker` processes).
-	Slots       int
-	APIKeys     map[string]string
-	Models      []*model.Model
-	Logger      *slog.Logger
-	TamperProof func(*prover.JobResult)
-	AckWait     time.Duration
+	Slots   int
+	APIKeys map[string]string
+	// RatePerSecond and Burst limit each API key (0: the oracle's defaults).
+	RatePerSecond float64
+	Burst         int
+	Models        []*model.Model
+	Logger        *slog.Logger
+	TamperProof   func(*prover.JobResult)
+	AckWait       time.Duration
 }
 
 // Stack is a running all-in-one oracle.
@@ -106,7 +109,7 @@ func Start(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	}
 	store := &prover.Store{Dir: o.StoreDir}
 	or, err := New(Options{StatePath: filepath.Join(o.DataDir, "oracle.db"), Queue: q, Store: store, Verifier: ver,
-		APIKeys: o.APIKeys, Logger: o.Logger.With("part", "oracle"), Registerer: reg, TamperProof: o.TamperProof})
+		APIKeys: o.APIKeys, RatePerSecond: o.RatePerSecond, Burst: o.Burst, Logger: o.Logger.With("part", "oracle"), Registerer: reg, TamperProof: o.TamperProof})
 	if err != nil {
 		return nil, err
 	}

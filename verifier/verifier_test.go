@@ -458,3 +458,25 @@ func TestDependencies(t *testing.T) {
 }
 
 var _ = groth16.NewProof
+
+func TestSetControllers(t *testing.T) {
+	_, c := newService(t, filepath.Join(t.TempDir(), "state.db"), true)
+	next := []Controller{{Name: "ops", TokenHash: HashToken("new-token")}}
+	if st, out := c.do("POST", "/api/v1/update/set_controllers", "", map[string]any{"controllers": next}); st != 401 {
+		t.Fatalf("without a token: %d %v", st, out)
+	}
+	if st, out := c.do("POST", "/api/v1/update/set_controllers", token, map[string]any{"controllers": []Controller{}}); st != 400 {
+		t.Fatalf("empty list: %d %v", st, out)
+	}
+	if st, out := c.do("POST", "/api/v1/update/set_controllers", token, map[string]any{"controllers": next}); st != 200 {
+		t.Fatalf("set: %d %v", st, out)
+	}
+	// The old token no longer works; the new one does.
+	body := map[string]string{"model_id": strings.Repeat("ef", 32)}
+	if st, _ := c.do("POST", "/api/v1/update/retire_model", token, body); st != 401 {
+		t.Fatalf("old token: %d, want 401", st)
+	}
+	if st, _ := c.do("POST", "/api/v1/update/retire_model", "new-token", body); st != 404 {
+		t.Fatalf("new token: %d, want 404 (authorised, unknown model)", st)
+	}
+}
