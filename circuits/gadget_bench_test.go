@@ -63,8 +63,13 @@ func BenchmarkGadgetRequantize(b *testing.B) {
 			rq.Requantize(v, bound, rs)
 		}
 		return nil
-	}, func(api frontend.API, x []frontend.Variable) error {
-		// Decompose t + 2^45 into 46 bits; q is the bits above S.
+	}, naiveRequantize(rs))
+}
+
+// naiveRequantize decomposes t + 2^45 into 46 bits, takes q as the bits
+// above S, and clamps with two full-width comparisons.
+func naiveRequantize(rs Rescale) func(api frontend.API, x []frontend.Variable) error {
+	return func(api frontend.API, x []frontend.Variable) error {
 		for _, v := range x {
 			t := api.Add(api.Mul(v, rs.M), int64(1)<<(rs.S-1), int64(1)<<45)
 			bits := api.ToBinary(t, 46)
@@ -72,7 +77,7 @@ func BenchmarkGadgetRequantize(b *testing.B) {
 			naiveClamp(api, q, rs.Lo-rs.ZP, rs.Hi-rs.ZP)
 		}
 		return nil
-	})
+	}
 }
 
 func BenchmarkGadgetRequantizeRange(b *testing.B) {
@@ -85,14 +90,7 @@ func BenchmarkGadgetRequantizeRange(b *testing.B) {
 			rq.Requantize(v, bound, rs)
 		}
 		return nil
-	}, func(api frontend.API, x []frontend.Variable) error {
-		for _, v := range x {
-			t := api.Add(api.Mul(v, rs.M), int64(1)<<(rs.S-1), int64(1)<<45)
-			bits := api.ToBinary(t, 46)
-			naiveClamp(api, api.Sub(api.FromBinary(bits[rs.S:]...), int64(1)<<(45-rs.S)), rs.Lo-rs.ZP, rs.Hi-rs.ZP)
-		}
-		return nil
-	})
+	}, naiveRequantize(rs))
 }
 
 func BenchmarkGadgetRangeCheck8(b *testing.B) {

@@ -18,7 +18,6 @@ import (
 	"github.com/consensys/gnark/test"
 
 	"github.com/zkoracle/zkoracle/fixtures"
-	"github.com/zkoracle/zkoracle/fixtures/mnist"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/layout"
 )
@@ -34,11 +33,11 @@ func loadFixture(t testing.TB, name string) *model.Model {
 
 func testInput(t testing.TB, n int) []int8 {
 	t.Helper()
-	img, _, err := mnist.TestImage(n)
+	in, _, err := fixtures.TestInput(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return model.PixelsToInput(img)
+	return in
 }
 
 var compiled sync.Map // fixture name -> constraint.ConstraintSystem

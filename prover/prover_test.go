@@ -22,7 +22,6 @@ import (
 	"github.com/consensys/gnark/backend/witness"
 
 	"github.com/zkoracle/zkoracle/fixtures"
-	"github.com/zkoracle/zkoracle/fixtures/mnist"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/layout"
 )
@@ -69,11 +68,11 @@ func fixture(t testing.TB, name string) *model.Model {
 
 func image(t testing.TB, n int) []int8 {
 	t.Helper()
-	img, _, err := mnist.TestImage(n)
+	in, _, err := fixtures.TestInput(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return model.PixelsToInput(img)
+	return in
 }
 
 func ints(in []int8) []int {
