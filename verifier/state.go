@@ -3,7 +3,6 @@ package verifier
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -127,5 +126,3 @@ func updateStats(tx *bolt.Tx, f func(*Stats)) error {
 	f(&s)
 	return putJSON(tx, bucketMeta, string(keyStats), s)
 }
-
-var errStop = errors.New("stop")
