@@ -175,7 +175,7 @@ func Run(ctx context.Context, m *model.Model, o Options) (*Result, error) {
 	r.PeakRSSMB = float64(peakRSSKB()) / 1024
 
 	step("verify")
-	claim := core.Claim{Input: ints(input), Output: output}
+	claim := core.Claim{Input: core.InputOf(input), Output: output}
 	dvk, err := core.DecodeKey(vkb.Bytes())
 	if err != nil {
 		return nil, err
@@ -231,14 +231,6 @@ func Run(ctx context.Context, m *model.Model, o Options) (*Result, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func ints(in []int8) []int {
-	out := make([]int, len(in))
-	for i, v := range in {
-		out[i] = int(v)
-	}
-	return out
-}
 
 // resetPeakRSS resets the kernel's peak-RSS mark of this process (Linux).
 func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }

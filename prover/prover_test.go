@@ -2,7 +2,6 @@ package prover
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,13 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consensys/gnark-crypto/ecc"
-	"github.com/consensys/gnark/backend/groth16"
-	"github.com/consensys/gnark/backend/witness"
-
 	"github.com/zkoracle/zkoracle/fixtures"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/layout"
+	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
 // TestMain doubles as a worker process for TestWorkersSurviveSIGKILL: the
@@ -75,13 +71,7 @@ func image(t testing.TB, n int) []int8 {
 	return in
 }
 
-func ints(in []int8) []int {
-	out := make([]int, len(in))
-	for i, v := range in {
-		out[i] = int(v)
-	}
-	return out
-}
+func ints(in []int8) []int { return core.InputOf(in) }
 
 // checkResult verifies a proved job against the store's verifying key with
 // public inputs rebuilt from the input and the executor's output.
@@ -101,24 +91,11 @@ func checkResult(t *testing.T, s *Store, m *model.Model, in []int8, r *JobResult
 	if err != nil {
 		t.Fatal(err)
 	}
-	proof := groth16.NewProof(ecc.BN254)
-	if _, err := proof.ReadFrom(bytes.NewReader(r.Proof)); err != nil {
+	proof, err := core.DecodeProof(r.Proof)
+	if err != nil {
 		t.Fatalf("job %s: proof: %v", r.ID, err)
 	}
-	pub, err := layout.Build(in, tr.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, _ := witness.New(ecc.BN254.ScalarField())
-	ch := make(chan any, len(pub))
-	for i := range pub {
-		ch <- pub[i]
-	}
-	close(ch)
-	if err := w.Fill(len(pub), 0, ch); err != nil {
-		t.Fatal(err)
-	}
-	if err := groth16.Verify(proof, vk, w); err != nil {
+	if err := core.Check(vk, proof, core.Claim{Input: ints(in), Output: tr.Output}, len(in), len(tr.Output)); err != nil {
 		t.Fatalf("job %s: proof does not verify: %v", r.ID, err)
 	}
 }

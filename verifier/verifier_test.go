@@ -91,13 +91,7 @@ func fixtureProofs(t testing.TB) map[string]*proved {
 	return provedMods
 }
 
-func ints(in []int8) []int {
-	out := make([]int, len(in))
-	for i, v := range in {
-		out[i] = int(v)
-	}
-	return out
-}
+func ints(in []int8) []int { return core.InputOf(in) }
 
 // client talks to a verifier over HTTP.
 type client struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/prover"
+	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
 func init() {
@@ -118,11 +119,8 @@ func proveCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	pf := prover.ProofFile{Version: meta.LayoutVersion, ModelID: m.ID(), ModelName: m.Name, Output: r.Output,
-		Class: r.Class, Proof: r.Proof, Setup: meta.Setup}
-	for _, v := range input {
-		pf.Input = append(pf.Input, int(v))
-	}
+	pf := prover.ProofFile{Version: meta.LayoutVersion, ModelID: m.ID(), ModelName: m.Name, Input: core.InputOf(input),
+		Output: r.Output, Class: r.Class, Proof: r.Proof, Setup: meta.Setup}
 	b, err := json.MarshalIndent(pf, "", " ")
 	if err != nil {
 		return err

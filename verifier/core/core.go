@@ -64,6 +64,15 @@ type Claim struct {
 	Output []int64 `json:"output"`
 }
 
+// InputOf returns an int8 input as the []int a Claim carries.
+func InputOf(in []int8) []int {
+	out := make([]int, len(in))
+	for i, v := range in {
+		out[i] = int(v)
+	}
+	return out
+}
+
 // PublicInputs rebuilds the public witness (layout v1) from the claim: the
 // verifier never takes public inputs from the prover.
 func (c Claim) PublicInputs(inputSize, outputSize int) (witness.Witness, error) {
