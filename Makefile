@@ -34,9 +34,11 @@ gobench:
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -count 1 ./prover/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./verifier/
 
-# Fuzz the model decoder for a while (CI runs the seed corpus via make test).
+# Fuzz the decoders for a while each (CI runs the seed corpora via make test).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./model/
+	for f in FuzzDecodeKey FuzzDecodeProof FuzzRequest; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./verifier/ || exit 1; done
+	for f in FuzzDecodePhase1 FuzzDecodePhase2 FuzzDecodeSRS; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./verifier/ceremony/ || exit 1; done
 
 # Retrain and requantize the fixtures (about 10 minutes on 2 cores); the
 # result is bit-for-bit the committed files.

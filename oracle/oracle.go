@@ -69,6 +69,8 @@ type Options struct {
 	// TamperProof, if set, changes a proof on its way to the verifier
 	// (fault injection for tests).
 	TamperProof func(*prover.JobResult)
+	// Progress, if set, hears each step of preparing a model.
+	Progress func(string)
 }
 
 // Oracle ties the queue, the provers' results and the verifier together.
@@ -145,6 +147,9 @@ func (or *Oracle) AddModel(ctx context.Context, m *model.Model) (*ModelEntry, er
 		e.Step = s
 		or.putModel(e)
 		or.log.Info("model", "name", m.Name, "id", id, "step", s)
+		if or.o.Progress != nil {
+			or.o.Progress(m.Name + ": " + s)
+		}
 	}
 	step("compile and setup")
 	meta, err := or.o.Store.Prepare(ctx, m, func(s string) { step(s) })
@@ -154,10 +159,9 @@ func (or *Oracle) AddModel(ctx context.Context, m *model.Model) (*ModelEntry, er
 	}
 	if err == nil {
 		step("register with the verifier")
-		var vk []byte
-		if vk, err = readFile(or.o.Store.Path(id, "vk.bin")); err == nil {
-			err = or.o.Verifier.Register(ctx, verifier.RegisterRequest{ModelID: id, Name: m.Name, VerifyingKey: vk,
-				LayoutVersion: meta.LayoutVersion, InputShape: meta.InputShape, OutputShape: meta.OutputShape, Setup: meta.Setup})
+		var req verifier.RegisterRequest
+		if req, err = RegisterRequest(ctx, or.o.Store, or.o.Verifier, meta); err == nil {
+			err = or.o.Verifier.Register(ctx, req)
 		}
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,7 +54,7 @@ func models(t testing.TB, names ...string) []*model.Model {
 func start(t *testing.T, dataDir string, slots int, tamper func(*prover.JobResult), names ...string) (*oracle.Stack, *client.Client) {
 	t.Helper()
 	s, err := oracle.Start(context.Background(), oracle.StackOptions{DataDir: dataDir, StoreDir: storeDir, Listen: "127.0.0.1:0",
-		Slots: slots, APIKeys: map[string]string{apiKey: "tester"}, Models: models(t, names...), TamperProof: tamper})
+		Slots: slots, APIKeys: map[string]string{apiKey: "tester"}, Models: models(t, names...), TamperProof: tamper, DevSetup: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestModelUpload(t *testing.T) {
 // is not affected.
 func TestRateLimit(t *testing.T) {
 	s, err := oracle.Start(context.Background(), oracle.StackOptions{DataDir: t.TempDir(), StoreDir: storeDir, Listen: "127.0.0.1:0", Slots: -1,
-		APIKeys: map[string]string{"a": "client-a", "b": "client-b"}, RatePerSecond: 1, Burst: 3})
+		APIKeys: map[string]string{"a": "client-a", "b": "client-b"}, RatePerSecond: 1, Burst: 3, DevSetup: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,5 +350,46 @@ func TestRateLimit(t *testing.T) {
 	}
 	if r := get("b"); r.StatusCode != 200 {
 		t.Fatalf("another key: %d", r.StatusCode)
+	}
+}
+
+// TestCeremonyStack: without DevSetup the stack runs phase 1 (operator,
+// in-process verifier) and each model's phase 2 with the verifier, which
+// accepts the keys and then the results proven with them. A restart on the
+// same store and verifier state reuses both ceremonies.
+func TestCeremonyStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a ceremony takes a minute under -race")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	var steps []string
+	opts := oracle.StackOptions{DataDir: filepath.Join(dir, "data"), StoreDir: filepath.Join(dir, "store"), Listen: "127.0.0.1:0",
+		VerifierState: filepath.Join(dir, "verifier.db"), Phase1Power: 12, APIKeys: map[string]string{apiKey: "tester"},
+		Models: models(t, "mnist-mlp"), Progress: func(s string) { steps = append(steps, s) }}
+	for run := range 2 {
+		steps = nil
+		s, err := oracle.Start(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &client.Client{URL: "http://" + s.Addr, Key: apiKey}
+		r, err := c.Infer(ctx, oracle.InferenceRequest{Model: "mnist-mlp", Pixels: pixels(t, 30+run)})
+		if err == nil {
+			r, err = c.Wait(ctx, r.ID)
+		}
+		if err != nil || r.State != oracle.StateVerified {
+			t.Fatalf("run %d: %v %+v", run, err, r)
+		}
+		ms, err := c.Models(ctx)
+		if err != nil || len(ms) != 1 || ms[0].Setup != prover.SetupMPC {
+			t.Fatalf("run %d: models %+v %v", run, ms, err)
+		}
+		s.Close()
+		ran := strings.Contains(strings.Join(steps, "\n"), "contribution")
+		if ran != (run == 0) {
+			t.Fatalf("run %d: ceremony steps %q", run, steps)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +31,21 @@ type StackOptions struct {
 	// an embedded one.
 	NATSURL string
 	// VerifierURL uses a remote verifier (with VerifierToken for
-	// registration); empty runs one in process, accepting development keys.
+	// registration); empty runs one in process.
 	VerifierURL, VerifierToken string
+	// DevSetup makes keys with a single-party setup (insecure: its operator
+	// can forge proofs) and lets the in-process verifier accept them.
+	// Otherwise every model's keys come from a ceremony in which the
+	// verifier contributes, on a phase 1 of 2^Phase1Power (default 15:
+	// circuits of up to 32,768 constraints, mnist-cnn's size).
+	DevSetup    bool
+	Phase1Power int
+	// VerifierState is the in-process verifier's state file (default
+	// DataDir/verifier.db). Keep it with the store: keys from a ceremony
+	// are accepted only by the verifier that contributed to them.
+	VerifierState string
+	// Progress, if set, hears the ceremony and preparation steps.
+	Progress func(string)
 	// Slots is the number of in-process proving slots (0: prover default;
 	// negative: none, leave proving to `zkoracle worker` processes).
 	Slots   int
@@ -44,6 +58,9 @@ type StackOptions struct {
 	TamperProof   func(*prover.JobResult)
 	AckWait       time.Duration
 }
+
+// DefaultPhase1Power is the phase-1 size of a stack: 2^15 constraints.
+const DefaultPhase1Power = 15
 
 // Stack is a running all-in-one oracle.
 type Stack struct {
@@ -98,8 +115,10 @@ func Start(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	if o.VerifierURL != "" {
 		ver = Remote{URL: o.VerifierURL, Token: o.VerifierToken}
 	} else {
-		o.Logger.Warn("in-process verifier accepts single-party (development) keys")
-		vs, err := verifier.Open(verifier.Options{Path: filepath.Join(o.DataDir, "verifier.db"), AllowDevKeys: true,
+		if o.DevSetup {
+			o.Logger.Warn("development setup: single-party keys, which the in-process verifier accepts")
+		}
+		vs, err := verifier.Open(verifier.Options{Path: cmp.Or(o.VerifierState, filepath.Join(o.DataDir, "verifier.db")), AllowDevKeys: o.DevSetup,
 			Bootstrap: &verifier.Controller{Name: "oracle", TokenHash: verifier.HashToken(newID())}, Logger: o.Logger.With("part", "verifier")})
 		if err != nil {
 			return nil, err
@@ -107,9 +126,23 @@ func Start(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		s.closers = append(s.closers, func() { vs.Close() })
 		ver = Local{Service: vs, Caller: "oracle"}
 	}
-	store := &prover.Store{Dir: o.StoreDir}
+	store := &prover.Store{Dir: o.StoreDir, DevSetup: o.DevSetup}
+	if !o.DevSetup {
+		store.Ceremony = CeremonyWith(ver)
+		log := o.Logger.With("part", "ceremony")
+		t, err := EnsurePhase1(ctx, store, ver, cmp.Or(o.Phase1Power, DefaultPhase1Power), func(s string) {
+			log.Info(s)
+			if o.Progress != nil {
+				o.Progress(s)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("phase 1: %w", err)
+		}
+		log.Info("phase 1 ready", "power", t.Power, "contributions", len(t.Contributions), "srs", t.SRS)
+	}
 	or, err := New(Options{StatePath: filepath.Join(o.DataDir, "oracle.db"), Queue: q, Store: store, Verifier: ver,
-		APIKeys: o.APIKeys, RatePerSecond: o.RatePerSecond, Burst: o.Burst, Logger: o.Logger.With("part", "oracle"), Registerer: reg, TamperProof: o.TamperProof})
+		APIKeys: o.APIKeys, RatePerSecond: o.RatePerSecond, Burst: o.Burst, Logger: o.Logger.With("part", "oracle"), Registerer: reg, TamperProof: o.TamperProof, Progress: o.Progress})
 	if err != nil {
 		return nil, err
 	}

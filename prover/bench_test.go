@@ -19,7 +19,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer nats.Shutdown()
-	store := &Store{Dir: b.TempDir()}
+	store := &Store{Dir: b.TempDir(), DevSetup: true}
 	m := fixture(b, "mnist-cnn")
 	if _, err := store.Prepare(ctx, m, nil); err != nil {
 		b.Fatal(err)

@@ -22,7 +22,7 @@ var (
 func provedFile(t testing.TB) (*ProofFile, groth16.VerifyingKey) {
 	t.Helper()
 	proofOnce.Do(func() {
-		s := &Store{Dir: t.TempDir()}
+		s := &Store{Dir: t.TempDir(), DevSetup: true}
 		m := fixture(t, "mnist-mlp")
 		meta, err := s.Prepare(context.Background(), m, nil)
 		if err != nil {

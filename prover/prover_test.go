@@ -107,7 +107,7 @@ func TestStorePrepareOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range metas {
 		wg.Go(func() {
-			s := &Store{Dir: dir} // separate stores, as two processes would have
+			s := &Store{Dir: dir, DevSetup: true} // separate stores, as two processes would have
 			meta, err := s.Prepare(context.Background(), m, nil)
 			if err != nil {
 				t.Error(err)
@@ -129,7 +129,7 @@ func TestStorePrepareOnce(t *testing.T) {
 }
 
 func TestProveAndCache(t *testing.T) {
-	s := &Store{Dir: t.TempDir()}
+	s := &Store{Dir: t.TempDir(), DevSetup: true}
 	m := fixture(t, "mnist-mlp")
 	if _, err := s.Prepare(context.Background(), m, nil); err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	store := &Store{Dir: t.TempDir()}
+	store := &Store{Dir: t.TempDir(), DevSetup: true}
 	m := fixture(t, "mnist-cnn")
 	if _, err := store.Prepare(ctx, m, nil); err != nil {
 		t.Fatal(err)
@@ -313,7 +313,7 @@ func TestBadJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	store := &Store{Dir: t.TempDir()}
+	store := &Store{Dir: t.TempDir(), DevSetup: true}
 	m := fixture(t, "mnist-mlp")
 	if _, err := store.Prepare(ctx, m, nil); err != nil {
 		t.Fatal(err)

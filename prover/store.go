@@ -2,6 +2,7 @@ package prover
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,21 +12,29 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
+	csbn254 "github.com/consensys/gnark/constraint/bn254"
 
 	"github.com/zkoracle/zkoracle/circuits"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/layout"
+	"github.com/zkoracle/zkoracle/verifier/ceremony"
 )
 
 // SetupSingleParty marks keys from gnark's single-party Groth16 setup: whoever
-// ran it could forge proofs, so they are for development only.
-const SetupSingleParty = "single-party (insecure: development only)"
+// ran it could forge proofs, so they are for development only. SetupMPC
+// marks keys from a ceremony.
+const (
+	SetupSingleParty = ceremony.SetupSingleParty
+	SetupMPC         = ceremony.SetupMPC
+)
 
 // Meta describes a model's prepared artifacts.
 type Meta struct {
@@ -59,7 +68,24 @@ var ArtifactFiles = []string{fileModel, fileCircuit, filePK, fileVK, fileMeta}
 // ID. Preparing compiles and sets up once; later loads read the raw files.
 // Two processes preparing the same model serialise on a file lock, and a
 // model directory appears whole (renamed into place) or not at all.
-type Store struct{ Dir string }
+//
+// Keys come from a ceremony (Ceremony, on the store's phase 1) or, for
+// development, from gnark's single-party setup (DevSetup). A store that
+// only serves prepared models (a worker's) needs neither.
+type Store struct {
+	Dir      string
+	Ceremony *Ceremony
+	DevSetup bool
+
+	mu      sync.Mutex // guards the decoded phase-1 SRS
+	srs     *mpcsetup.SrsCommons
+	srsHash string
+}
+
+type keyPair struct {
+	pk groth16.ProvingKey
+	vk groth16.VerifyingKey
+}
 
 // ErrNotPrepared is returned for a model the store has no artifacts for.
 var ErrNotPrepared = errors.New("model not prepared")
@@ -109,21 +135,40 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 	if meta, err := s.Meta(id); err == nil {
 		return meta, nil // another process prepared it while we waited
 	}
-	step := func(s string) {
-		if progress != nil {
-			progress(s)
-		}
-	}
+	step := func(s string) { step(progress, s) }
 	step("compile")
 	cs, err := circuits.Compile(m)
 	if err != nil {
 		return nil, err
 	}
-	step("setup")
-	pk, vk, err := groth16.Setup(cs)
-	if err != nil {
-		return nil, fmt.Errorf("setup %s: %w", m.Name, err)
+	var k *keyPair
+	var ceremonyFiles map[string][]byte
+	setup := SetupSingleParty
+	switch {
+	case s.DevSetup:
+		step("single-party setup (insecure)")
+		pk, vk, err := groth16.Setup(cs)
+		if err != nil {
+			return nil, fmt.Errorf("setup %s: %w", m.Name, err)
+		}
+		k = &keyPair{pk, vk}
+	case s.Ceremony != nil:
+		var circuit bytes.Buffer
+		if _, err := cs.WriteTo(&circuit); err != nil {
+			return nil, err
+		}
+		r1cs, ok := cs.(*csbn254.R1CS)
+		if !ok {
+			return nil, fmt.Errorf("ceremony: %T is not a BN254 R1CS", cs)
+		}
+		if _, ceremonyFiles, k, err = s.runPhase2(ctx, s.Ceremony, id, r1cs, circuit.Bytes(), step); err != nil {
+			return nil, fmt.Errorf("ceremony for %s: %w", m.Name, err)
+		}
+		setup = SetupMPC
+	default:
+		return nil, errors.New("store: no way to make keys (set Store.Ceremony, or Store.DevSetup for development)")
 	}
+	pk, vk := k.pk, k.vk
 	step("write")
 	tmp := filepath.Join(s.Dir, "models", ".tmp-"+id+"-"+randHex())
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -137,7 +182,7 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 	meta := &Meta{
 		ModelID: id, Name: m.Name, Constraints: cs.GetNbConstraints(), PublicInputs: cs.GetNbPublicVariables() - 1,
 		LayoutVersion: layout.Version, InputShape: m.Input.Shape, OutputShape: m.Info().Tensors[m.Output].Shape,
-		Setup: SetupSingleParty, Created: time.Now().UTC(),
+		Setup: setup, Created: time.Now().UTC(),
 	}
 	metaJSON, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
@@ -156,6 +201,11 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 	for _, f := range writes {
 		if err := writeFile(filepath.Join(tmp, f.file), f.w); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f.file, err)
+		}
+	}
+	if ceremonyFiles != nil {
+		if err := s.writeDir(filepath.Join(tmp, dirCeremony), ceremonyFiles); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.Rename(tmp, s.modelDir(id)); err != nil {

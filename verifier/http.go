@@ -2,12 +2,14 @@ package verifier
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,20 +30,27 @@ const (
 //	POST /api/v1/update/retire_model     controllers
 //	POST /api/v1/update/set_controllers  controllers
 //	POST /api/v1/update/submit_result
+//	POST /api/v1/update/upload_chunk     controllers (ceremony blobs)
+//	POST /api/v1/update/contribute       controllers (the verifier's ceremony contribution)
+//	POST /api/v1/update/set_phase1       controllers
 //	POST /api/v1/query/verify
 //	GET  /api/v1/query/get_result/{request_id}
 //	GET  /api/v1/query/list_models
 //	GET  /api/v1/query/stats
+//	GET  /api/v1/query/blob/{sha256}?offset=&length=
+//	GET  /api/v1/query/phase1
+//	GET  /api/v1/query/transcript/{model_id}
 //	GET  /healthz
 //
 // Bodies are JSON (byte fields base64), unknown fields refused, at most
 // 2 MiB (413 beyond). Every reply carries the call's cost. Errors are
 // {"error": {"code", "message"}} with a 4xx status; internal errors are
-// logged and answered 500 without detail.
+// logged and answered 500 without detail. Calls time out after 30 s,
+// except those that run ceremony work (register_model, contribute,
+// set_phase1): minutes for a large circuit.
 func Handler(s *Service) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
-	r.Use(middleware.Timeout(30 * time.Second))
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			req.Body = http.MaxBytesReader(w, req.Body, MaxRequestBytes)
@@ -49,8 +58,10 @@ func Handler(s *Service) http.Handler {
 		})
 	})
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	r.Route("/api/v1", func(r chi.Router) {
-		r.Post("/update/register_model", s.call(true, func(c *call) (any, Cost, error) {
+	r.Route("/api/v1", func(top chi.Router) {
+		long := top.With(middleware.Timeout(CeremonyTimeout))
+		r := top.With(middleware.Timeout(30 * time.Second))
+		long.Post("/update/register_model", s.call(true, func(c *call) (any, Cost, error) {
 			var req RegisterRequest
 			if err := c.decode(&req); err != nil {
 				return nil, Cost{}, err
@@ -118,9 +129,62 @@ func Handler(s *Service) http.Handler {
 			st, err := s.Stats()
 			return st, plainCost(0), err
 		}))
+		r.Post("/update/upload_chunk", s.call(true, func(c *call) (any, Cost, error) {
+			var req struct {
+				SHA256 string `json:"sha256"`
+				Size   int    `json:"size"`
+				Offset int    `json:"offset"`
+				Data   []byte `json:"data"`
+			}
+			if err := c.decode(&req); err != nil {
+				return nil, Cost{}, err
+			}
+			done, cost, err := s.UploadChunk(c.caller, req.SHA256, req.Size, req.Offset, req.Data)
+			return map[string]any{"sha256": req.SHA256, "complete": done}, cost, err
+		}))
+		long.Post("/update/contribute", s.call(true, func(c *call) (any, Cost, error) {
+			var req ContributeRequest
+			if err := c.decode(&req); err != nil {
+				return nil, Cost{}, err
+			}
+			return pass(s.Contribute(c.caller, req))
+		}))
+		long.Post("/update/set_phase1", s.call(true, func(c *call) (any, Cost, error) {
+			var req SetPhase1Request
+			if err := c.decode(&req); err != nil {
+				return nil, Cost{}, err
+			}
+			return pass(s.SetPhase1(c.caller, req))
+		}))
+		r.Get("/query/blob/{sha}", s.call(false, func(c *call) (any, Cost, error) {
+			q := c.req.URL.Query()
+			offset, err1 := strconv.Atoi(q.Get("offset"))
+			length, err2 := strconv.Atoi(cmp.Or(q.Get("length"), strconv.Itoa(MaxChunkBytes)))
+			if err1 != nil || err2 != nil {
+				return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_range", "offset and length must be integers")
+			}
+			data, size, err := s.Blob(chi.URLParam(c.req, "sha"), offset, length)
+			return map[string]any{"size": size, "offset": offset, "data": data}, plainCost(len(data)), err
+		}))
+		r.Get("/query/phase1", s.call(false, func(c *call) (any, Cost, error) {
+			rec, err := s.Phase1()
+			if err == nil && rec == nil {
+				err = apiErr(http.StatusNotFound, "no_phase1", "this verifier has no phase 1 yet")
+			}
+			return rec, plainCost(0), err
+		}))
+		r.Get("/query/transcript/{id}", s.call(false, func(c *call) (any, Cost, error) {
+			t, err := s.CeremonyTranscript(chi.URLParam(c.req, "id"))
+			return t, plainCost(0), err
+		}))
 	})
 	return r
 }
+
+// CeremonyTimeout bounds the calls that run ceremony work.
+const CeremonyTimeout = 30 * time.Minute
+
+func pass[T any](v T, c Cost, err error) (any, Cost, error) { return v, c, err }
 
 type call struct {
 	req    *http.Request

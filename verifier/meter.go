@@ -19,6 +19,10 @@ type Cost struct {
 	BytesDecoded int   `json:"bytes_decoded"`
 	Instructions int64 `json:"ic_instructions_estimate"`
 	Cycles       int64 `json:"ic_cycles_estimate"`
+	// Messages is how many update messages a canister would split the
+	// call into (ceremony work exceeds one message's budget for large
+	// circuits); 0 for calls that fit one.
+	Messages int64 `json:"ic_messages_estimate,omitempty"`
 }
 
 // Per-unit instruction estimates (see Cost) and the IC's limits.
@@ -49,6 +53,23 @@ func verifyCost(nPublic, nCommit, n int) Cost {
 func registerCost(nPoints, n int) Cost {
 	c := Cost{BytesDecoded: n}
 	c.Instructions = int64(nPoints)*InstrKeyPoint + int64(n)*InstrPerByte
+	return c
+}
+
+// InstrCeremonyPoint estimates the instructions per curve point a
+// ceremony call processes per pass (decode with subgroup check, a scalar
+// multiplication or an MSM term): the order of a wasm G1 scalar
+// multiplication.
+const InstrCeremonyPoint = 400_000
+
+// ceremonyCost is the cost of a ceremony call over n bytes of compressed
+// points, each processed in passes passes.
+func ceremonyCost(n, passes int) Cost {
+	c := Cost{BytesDecoded: n}
+	c.Instructions = int64(n/32)*int64(passes)*InstrCeremonyPoint + int64(n)*InstrPerByte
+	if c.Instructions > UpdateBudget {
+		c.Messages = (c.Instructions + UpdateBudget - 1) / UpdateBudget
+	}
 	return c
 }
 

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/zkoracle/zkoracle/model/layout"
+	"github.com/zkoracle/zkoracle/verifier/ceremony"
 	"github.com/zkoracle/zkoracle/verifier/core"
 )
 
@@ -49,7 +51,7 @@ type Options struct {
 
 // DevSetupMarker is the setup description of single-party keys, as the
 // prover's store writes it.
-const DevSetupMarker = "single-party (insecure: development only)"
+const DevSetupMarker = ceremony.SetupSingleParty
 
 // Service is the canister-like verifier. Update calls run one at a time, in
 // arrival order, each in one bbolt transaction: an error rolls the whole
@@ -63,6 +65,10 @@ type Service struct {
 
 	keysMu sync.RWMutex
 	keys   map[string]groth16.VerifyingKey // decoded keys of registered models
+
+	mu      sync.Mutex // guards the decoded SRS
+	srs     *mpcsetup.SrsCommons
+	srsHash string
 
 	verifications, rejections atomic.Uint64
 }
@@ -134,15 +140,19 @@ func (s *Service) update(f func(tx *bolt.Tx) error) error {
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// RegisterRequest registers a model's verifying key.
+// RegisterRequest registers a model's verifying key. Keys come from a
+// ceremony (Ceremony set: the verifier re-derives the key and Setup is
+// SetupMPC) or, on a verifier started for development, from a single-party
+// setup (Setup is DevSetupMarker).
 type RegisterRequest struct {
-	ModelID       string `json:"model_id"`
-	Name          string `json:"name"`
-	VerifyingKey  []byte `json:"verifying_key"`
-	LayoutVersion int    `json:"layout_version"`
-	InputShape    []int  `json:"input_shape"`
-	OutputShape   []int  `json:"output_shape"`
-	Setup         string `json:"setup"`
+	ModelID       string         `json:"model_id"`
+	Name          string         `json:"name"`
+	VerifyingKey  []byte         `json:"verifying_key"`
+	LayoutVersion int            `json:"layout_version"`
+	InputShape    []int          `json:"input_shape"`
+	OutputShape   []int          `json:"output_shape"`
+	Setup         string         `json:"setup"`
+	Ceremony      *CeremonySetup `json:"ceremony,omitempty"`
 }
 
 func shapeSize(shape []int) (int, error) {
@@ -181,8 +191,29 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 	if err != nil {
 		return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_shape", "output %v", err)
 	}
-	if r.Setup == DevSetupMarker && !s.allowDev {
+	var transcript *ModelCeremony
+	var cost Cost
+	switch {
+	case r.Ceremony != nil && s.registered(r.ModelID, r.VerifyingKey):
+		// Already registered with this key (a restart re-registering):
+		// the ceremony was checked then; the update below is a no-op.
+		r.Setup = SetupMPC
+	case r.Ceremony != nil:
+		if r.Setup != "" && r.Setup != SetupMPC {
+			return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_setup", "setup %q with a ceremony, want %q or empty", r.Setup, SetupMPC)
+		}
+		t, key, c, err := s.checkCeremony(r.ModelID, r.Ceremony)
+		if err != nil {
+			return nil, c, err
+		}
+		if len(r.VerifyingKey) > 0 && !slices.Equal(r.VerifyingKey, key) {
+			return nil, c, apiErr(http.StatusUnprocessableEntity, "key_mismatch", "the verifying key sent is not the one the ceremony yields (sha256 %s)", t.Phase2.VerifyingKey)
+		}
+		transcript, cost, r.VerifyingKey, r.Setup = t, c, key, SetupMPC
+	case r.Setup == DevSetupMarker && !s.allowDev:
 		return nil, Cost{}, apiErr(http.StatusForbidden, "dev_key_refused", "keys from a single-party setup are refused (start the verifier with --allow-dev-keys for development)")
+	case r.Setup != DevSetupMarker:
+		return nil, Cost{}, apiErr(http.StatusBadRequest, "no_ceremony", "a key needs a ceremony this verifier took part in (or, for development, setup %q on a verifier started with --allow-dev-keys)", DevSetupMarker)
 	}
 	vk, err := core.DecodeKey(r.VerifyingKey)
 	if err != nil {
@@ -191,9 +222,11 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 	if got, want := core.PublicInputs(vk), layout.Len(nIn, nOut); got != want {
 		return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_key", "key takes %d public inputs, a %d-in %d-out model needs %d (layout v%d)", got, nIn, nOut, want, layout.Version)
 	}
-	cost := registerCost(vk.NbG1()+vk.NbG2(), len(r.VerifyingKey))
-	if !cost.charge(true) {
-		return nil, cost, apiErr(http.StatusUnprocessableEntity, "over_budget", "call needs %d instructions, update budget %d", cost.Instructions, UpdateBudget)
+	if transcript == nil {
+		cost = registerCost(vk.NbG1()+vk.NbG2(), len(r.VerifyingKey))
+		if !cost.charge(true) {
+			return nil, cost, apiErr(http.StatusUnprocessableEntity, "over_budget", "call needs %d instructions, update budget %d", cost.Instructions, UpdateBudget)
+		}
 	}
 	rec := &ModelRecord{ID: r.ModelID, Name: r.Name, Key: r.VerifyingKey, LayoutVersion: r.LayoutVersion,
 		InputShape: r.InputShape, OutputShape: r.OutputShape, Setup: r.Setup, RegisteredBy: caller, Registered: time.Now().UTC()}
@@ -212,6 +245,11 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 		if err := putJSON(tx, bucketModels, r.ModelID, rec); err != nil {
 			return err
 		}
+		if transcript != nil {
+			if err := putJSON(tx, bucketCeremony, "model/"+r.ModelID, transcript); err != nil {
+				return err
+			}
+		}
 		return updateStats(tx, func(st *Stats) { st.Models++ })
 	})
 	if err != nil {
@@ -222,6 +260,17 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 	s.keysMu.Unlock()
 	s.log.Info("model registered", "caller", caller, "model_id", r.ModelID, "name", r.Name, "setup", r.Setup)
 	return rec, cost, nil
+}
+
+// registered reports whether the model is registered with exactly key.
+func (s *Service) registered(id string, key []byte) bool {
+	found := false
+	s.db.View(func(tx *bolt.Tx) error {
+		old, err := getJSON[ModelRecord](tx, bucketModels, id)
+		found = err == nil && old != nil && len(key) > 0 && slices.Equal(old.Key, key)
+		return nil
+	})
+	return found
 }
 
 // RetireModel is an update call for controllers: a retired model accepts no

@@ -71,7 +71,7 @@ func openState(path string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketModels, bucketResults, bucketControllers} {
+		for _, b := range [][]byte{bucketMeta, bucketModels, bucketResults, bucketControllers, bucketBlobs, bucketUploads, bucketOwn, bucketCeremony} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -51,7 +51,7 @@ func fixtureProofs(t testing.TB) map[string]*proved {
 			provedErr = err
 			return
 		}
-		store := &prover.Store{Dir: dir}
+		store := &prover.Store{Dir: dir, DevSetup: true}
 		for _, name := range fixtures.Names {
 			m, err := fixtures.Load(name)
 			if err != nil {

@@ -76,6 +76,15 @@ func (c *Client) Infer(ctx context.Context, req api.InferenceRequest) (*api.Requ
 	return &r, err
 }
 
+// Models lists the oracle's models and their state.
+func (c *Client) Models(ctx context.Context) ([]api.ModelEntry, error) {
+	var out struct {
+		Models []api.ModelEntry `json:"models"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/models", nil, &out)
+	return out.Models, err
+}
+
 // Get returns an inference request's current record.
 func (c *Client) Get(ctx context.Context, id string) (*api.Request, error) {
 	r, _, err := c.get(ctx, id)
