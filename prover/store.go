@@ -121,7 +121,7 @@ func (s *Store) Meta(id string) (*Meta, error) {
 // has them, and returns the metadata. progress, if set, hears each step.
 func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step string)) (*Meta, error) {
 	id := m.ID()
-	if meta, err := s.Meta(id); err == nil {
+	if meta, err := s.Meta(id); err == nil && s.usable(meta) {
 		return meta, nil
 	}
 	if err := os.MkdirAll(filepath.Join(s.Dir, "locks"), 0o755); err != nil {
@@ -132,7 +132,7 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 		return nil, err
 	}
 	defer unlock()
-	if meta, err := s.Meta(id); err == nil {
+	if meta, err := s.Meta(id); err == nil && s.usable(meta) {
 		return meta, nil // another process prepared it while we waited
 	}
 	step := func(s string) { step(progress, s) }
@@ -208,10 +208,32 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 			return nil, err
 		}
 	}
+	if s.Has(id) { // keys of another setup: replace them
+		old := filepath.Join(s.Dir, "models", ".old-"+id+"-"+randHex())
+		if err := os.Rename(s.modelDir(id), old); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(old)
+	}
 	if err := os.Rename(tmp, s.modelDir(id)); err != nil {
 		return nil, err
 	}
 	return meta, nil
+}
+
+// usable reports whether prepared keys fit the store's setup: any keys do
+// for development; a ceremony needs keys from a ceremony on the store's
+// current phase 1 (the one the verifier holds).
+func (s *Store) usable(meta *Meta) bool {
+	if s.DevSetup || s.Ceremony == nil {
+		return true
+	}
+	if meta.Setup != SetupMPC {
+		return false
+	}
+	t, err := s.Transcript(meta.ModelID)
+	p1, _, err1 := s.Phase1()
+	return err == nil && err1 == nil && t.Phase1.SRS == p1.SRS
 }
 
 // Install places artifact files fetched from elsewhere (a shared object

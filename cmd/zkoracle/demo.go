@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -27,7 +28,8 @@ func demo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	first := fs.Int("image", 0, "first MNIST test image")
 	count := fs.Int("n", 6, "number of images (alternating mnist-cnn and mnist-mlp)")
-	storeDir := fs.String("store", defaultStore(), "artifact store (keys are cached here)")
+	storeDir := fs.String("store", defaultStore(), "artifact store (keys and the verifier's state are kept here)")
+	devSetup := fs.Bool("dev-setup", false, "single-party keys instead of a ceremony with the verifier (INSECURE: development only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,10 +43,14 @@ func demo(args []string) error {
 		return err
 	}
 	fmt.Printf("starting the oracle (embedded NATS, prover, verifier, client API); keys cached in %s\n", *storeDir)
+	if !*devSetup {
+		fmt.Println("keys come from a Groth16 ceremony in which the verifier contributes; the first run takes a few minutes, later runs reuse it")
+	}
 	start := time.Now()
 	key := apiKey()
 	stack, err := oracle.Start(context.Background(), oracle.StackOptions{DataDir: data, StoreDir: *storeDir, Listen: "127.0.0.1:0",
-		APIKeys: map[string]string{key: "demo"}, Models: ms, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		APIKeys: map[string]string{key: "demo"}, Models: ms, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		DevSetup: *devSetup, VerifierState: filepath.Join(*storeDir, "verifier.db"), Progress: stepPrinter(start)})
 	if err != nil {
 		return err
 	}

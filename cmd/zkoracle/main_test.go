@@ -75,3 +75,29 @@ func TestReadPNG(t *testing.T) {
 		t.Fatalf("10x10 PNG: got %v", err)
 	}
 }
+
+func TestCeremonyCommands(t *testing.T) {
+	store := t.TempDir()
+	if err := ceremonyPhase1Cmd([]string{"--store", store, "--power", "4", "--contributions", "1"}); err != nil {
+		t.Fatalf("ceremony phase1: %v", err)
+	}
+	states, _ := filepath.Glob(filepath.Join(store, "phase1", "*", "phase1-01.bin"))
+	if len(states) != 1 {
+		t.Fatalf("phase-1 states %v", states)
+	}
+	out := filepath.Join(t.TempDir(), "next.bin")
+	if err := ceremonyContributeCmd([]string{"--in", states[0], "--out", out, "--name", "me"}); err != nil {
+		t.Fatalf("ceremony contribute: %v", err)
+	}
+	if b, _ := os.ReadFile(out); len(b) == 0 {
+		t.Fatal("no state written")
+	}
+	junk := filepath.Join(t.TempDir(), "junk.bin")
+	os.WriteFile(junk, []byte("not a state"), 0o644)
+	if err := ceremonyContributeCmd([]string{"--in", junk, "--out", out}); err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Fatalf("junk state: %v", err)
+	}
+	if err := ceremonyVerifyCmd([]string{"--store", store, "--model", "mnist-mlp"}); err == nil {
+		t.Fatal("verify without a transcript passed")
+	}
+}

@@ -74,6 +74,7 @@ func proveCmd(args []string) error {
 	inputFile := fs.String("input", "", `JSON file {"input": [int8 values]} (instead of --image)`)
 	out := fs.String("out", "proof.json", "proof file to write")
 	storeDir := fs.String("store", defaultStore(), "artifact store directory")
+	devSetup := fs.Bool("dev-setup", false, "if the model has no keys yet, make single-party ones (INSECURE: development only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,7 +107,10 @@ func proveCmd(args []string) error {
 		input = model.PixelsToInput(img)
 	}
 	ctx := context.Background()
-	store := &prover.Store{Dir: *storeDir}
+	store := &prover.Store{Dir: *storeDir, DevSetup: *devSetup}
+	if !store.Has(m.ID()) && !*devSetup {
+		return fmt.Errorf("%s has no keys in %s: run its ceremony with the verifier (zkoracle serve or zkoracle register), or pass --dev-setup for insecure development keys", m.Name, *storeDir)
+	}
 	meta, err := prepare(ctx, store, m)
 	if err != nil {
 		return err

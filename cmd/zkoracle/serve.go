@@ -64,6 +64,8 @@ func serveCmd(args []string) error {
 	natsURL := fs.String("nats", "", "external NATS URL (default: embedded)")
 	verifierURL := fs.String("verifier", "", "remote verifier URL (default: in process); its controller token from ZKORACLE_VERIFIER_TOKEN")
 	slots := fs.Int("slots", 0, "in-process proving slots (0: default, -1: none, use zkoracle worker)")
+	devSetup := fs.Bool("dev-setup", false, "single-party keys instead of a ceremony with the verifier (INSECURE: development only)")
+	power := fs.Int("phase1-power", oracle.DefaultPhase1Power, "phase-1 size: models of up to 2^power constraints")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,7 +79,7 @@ func serveCmd(args []string) error {
 	defer stop()
 	stack, err := oracle.Start(ctx, oracle.StackOptions{DataDir: *data, StoreDir: *storeDir, Listen: *listen, NATSURL: *natsURL,
 		VerifierURL: *verifierURL, VerifierToken: os.Getenv("ZKORACLE_VERIFIER_TOKEN"), Slots: *slots,
-		APIKeys: map[string]string{key: "default"}, Models: ms, Logger: log})
+		APIKeys: map[string]string{key: "default"}, Models: ms, Logger: log, DevSetup: *devSetup, Phase1Power: *power})
 	if err != nil {
 		return err
 	}

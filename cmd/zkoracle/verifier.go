@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zkoracle/zkoracle/oracle"
 	"github.com/zkoracle/zkoracle/prover"
 	"github.com/zkoracle/zkoracle/verifier"
 )
@@ -55,7 +53,7 @@ func verifierCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: verifier.Handler(s), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: verifier.Handler(s), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: verifier.CeremonyTimeout + time.Minute}
 	log.Info("verifier listening", "addr", ln.Addr().String(), "state", *state, "allow_dev_keys", *allowDev)
 	go func() {
 		<-ctx.Done()
@@ -71,9 +69,11 @@ func verifierCmd(args []string) error {
 
 func registerCmd(args []string) error {
 	fs := flag.NewFlagSet("register", flag.ContinueOnError)
-	name := fs.String("model", "mnist-cnn", "model file or fixture name (prepared in the store)")
+	name := fs.String("model", "mnist-cnn", "model file or fixture name")
 	url := fs.String("verifier", "http://127.0.0.1:8081", "verifier URL")
 	storeDir := fs.String("store", defaultStore(), "artifact store directory")
+	devSetup := fs.Bool("dev-setup", false, "single-party keys instead of a ceremony with the verifier (INSECURE: the verifier must run with --allow-dev-keys)")
+	power := fs.Int("phase1-power", oracle.DefaultPhase1Power, "size of the phase 1 run with the verifier if it has none: 2^power constraints")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,28 +81,28 @@ func registerCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	store := &prover.Store{Dir: *storeDir}
-	meta, err := prepare(context.Background(), store, m)
+	ctx := context.Background()
+	v := oracle.Remote{URL: *url, Token: os.Getenv("ZKORACLE_VERIFIER_TOKEN")}
+	start := time.Now()
+	store := &prover.Store{Dir: *storeDir, DevSetup: *devSetup}
+	if !*devSetup {
+		store.Ceremony = oracle.CeremonyWith(v)
+		if _, err := oracle.EnsurePhase1(ctx, store, v, *power, stepPrinter(start)); err != nil {
+			return fmt.Errorf("phase 1 with the verifier: %w", err)
+		}
+	}
+	meta, err := store.Prepare(ctx, m, stepPrinter(start))
 	if err != nil {
 		return err
 	}
-	vk, err := os.ReadFile(store.Path(m.ID(), "vk.bin"))
+	req, err := oracle.RegisterRequest(ctx, store, v, meta)
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(verifier.RegisterRequest{ModelID: m.ID(), Name: m.Name, VerifyingKey: vk, LayoutVersion: meta.LayoutVersion,
-		InputShape: meta.InputShape, OutputShape: meta.OutputShape, Setup: meta.Setup})
-	req, _ := http.NewRequest(http.MethodPost, *url+"/api/v1/update/register_model", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+os.Getenv("ZKORACLE_VERIFIER_TOKEN"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
+	stepPrinter(start)("register: the verifier re-derives the key from the ceremony")
+	if err := v.Register(ctx, req); err != nil {
+		return fmt.Errorf("verifier refused %s: %w", m.Name, err)
 	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("verifier answered %s: %s", resp.Status, out)
-	}
-	fmt.Printf("registered %s (%s): %s\n", m.Name, m.ID(), out)
+	fmt.Printf("registered %s (%s), setup: %s, in %s\n", m.Name, m.ID(), meta.Setup, since(start))
 	return nil
 }

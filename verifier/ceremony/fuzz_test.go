@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc"
+	cs "github.com/consensys/gnark/constraint/bn254"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
-	cs "github.com/consensys/gnark/constraint/bn254"
 
 	"github.com/zkoracle/zkoracle/verifier/ceremony"
 )
