@@ -38,6 +38,7 @@ gobench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./model/
 	for f in FuzzDecodeKey FuzzDecodeProof FuzzRequest; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./verifier/ || exit 1; done
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./model/onnx/
 	for f in FuzzDecodePhase1 FuzzDecodePhase2 FuzzDecodeSRS; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./verifier/ceremony/ || exit 1; done
 
 # Retrain and requantize the fixtures (about 10 minutes on 2 cores); the

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/onnx"
 	"github.com/zkoracle/zkoracle/oracle/api"
 	"github.com/zkoracle/zkoracle/verifier/core"
 )
@@ -241,12 +244,15 @@ func (or *Oracle) getInference(_ string, _ []byte, req *http.Request, w http.Res
 }
 
 func (or *Oracle) uploadModel(client string, body []byte, req *http.Request, _ http.ResponseWriter) (int, any, error) {
+	var m *model.Model
+	var err error
 	if ct := req.Header.Get("Content-Type"); strings.Contains(ct, "onnx") {
-		return 0, nil, fail(http.StatusUnsupportedMediaType, "onnx_unsupported", "ONNX import is not available yet: upload a zkoracle.model file")
+		m, err = importONNX(body, req.URL.Query().Get("name"))
+	} else if m, err = model.Decode(bytes.NewReader(body)); err != nil {
+		err = fail(http.StatusBadRequest, "bad_model", "%v", err)
 	}
-	m, err := model.Decode(bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, fail(http.StatusBadRequest, "bad_model", "%v", err)
+		return 0, nil, err
 	}
 	if e, _ := or.modelEntry(m.ID()); e != nil && e.State != "failed" {
 		return http.StatusOK, e, nil
@@ -260,6 +266,25 @@ func (or *Oracle) uploadModel(client string, body []byte, req *http.Request, _ h
 		}
 	})
 	return http.StatusAccepted, e, nil
+}
+
+// importONNX imports an uploaded ONNX model. Quantized (QDQ) graphs carry
+// their own scales and import directly; float graphs need calibration data,
+// which `zkoracle model import` takes.
+func importONNX(body []byte, name string) (*model.Model, error) {
+	g, err := onnx.Parse(body)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "bad_onnx", "%v", err)
+	}
+	if !slices.ContainsFunc(g.Nodes, func(n *onnx.Node) bool { return n.Op == "QuantizeLinear" }) {
+		return nil, fail(http.StatusUnprocessableEntity, "needs_calibration",
+			"a float ONNX model needs calibration data: run `zkoracle model import FILE.onnx --calibrate DATA` and upload the model file it writes, or upload an int8 QDQ export (onnxruntime quantize_static)")
+	}
+	m, _, _, err := onnx.ImportQDQ(g, cmp.Or(name, g.Name, "onnx-model"), "uploaded QDQ ONNX model ("+g.Producer+")")
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "bad_onnx", "%v", err)
+	}
+	return m, nil
 }
 
 func (or *Oracle) modelEntry(id string) (*ModelEntry, error) {

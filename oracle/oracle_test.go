@@ -267,9 +267,12 @@ func TestModelUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := m.Encode()
-	post := func(b []byte) (int, map[string]any) {
+	post := func(b []byte, contentType ...string) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodPost, c.URL+"/v1/models", bytes.NewReader(b))
 		req.Header.Set("Authorization", "Bearer "+apiKey)
+		for _, ct := range contentType {
+			req.Header.Set("Content-Type", ct)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -281,6 +284,16 @@ func TestModelUpload(t *testing.T) {
 	}
 	if st, out := post(body[:len(body)-20]); st != 400 || !strings.Contains(out["error"].(map[string]any)["message"].(string), "decode model") {
 		t.Fatalf("truncated model: %d %v", st, out)
+	}
+	// ONNX: a float graph needs calibration (422), a truncated file is 400.
+	if onnxFile, err := os.ReadFile("../../shared/models/lenet_bn_maxpool.onnx"); err == nil {
+		msg := func(out map[string]any) string { return out["error"].(map[string]any)["message"].(string) }
+		if st, out := post(onnxFile, "application/onnx"); st != 422 || !strings.Contains(msg(out), "calibrat") {
+			t.Errorf("float onnx: %d %v", st, out)
+		}
+		if st, out := post(onnxFile[:len(onnxFile)/2], "application/onnx"); st != 400 || !strings.Contains(msg(out), "truncated") {
+			t.Errorf("truncated onnx: %d %v", st, out)
+		}
 	}
 	st, out := post(body)
 	if st != http.StatusAccepted || out["model_id"] != m.ID() {
