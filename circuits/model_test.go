@@ -18,6 +18,7 @@ import (
 	"github.com/consensys/gnark/test"
 
 	"github.com/zkoracle/zkoracle/fixtures"
+	"github.com/zkoracle/zkoracle/internal/testenv"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/layout"
 )
@@ -68,6 +69,7 @@ func fullWitness(t testing.TB, c *Circuit) witness.Witness {
 // satisfied by exactly the reference executor's outputs; the compiled R1CS
 // checks all of them, gnark's test engine the first few.
 func TestFixtureOutputsMatchExecutor(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	n := 200
 	if testing.Short() {
 		n = 20
@@ -235,6 +237,7 @@ func TestFixtureRejectsLyingRequantize(t *testing.T) {
 // and checks that a proof verifies with the public inputs package layout
 // builds, and not with another input's.
 func TestFixtureProofs(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	for _, name := range fixtures.Names {
 		if name == "mnist-cnn" && testing.Short() {
 			continue

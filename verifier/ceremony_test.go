@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/zkoracle/zkoracle/fixtures"
+	"github.com/zkoracle/zkoracle/internal/testenv"
 	"github.com/zkoracle/zkoracle/oracle"
 	"github.com/zkoracle/zkoracle/prover"
 	"github.com/zkoracle/zkoracle/verifier"
@@ -27,8 +28,9 @@ import (
 // then the ways it must fail.
 func TestCeremony(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a full ceremony takes a minute under -race")
+		t.Skip("a full ceremony: 30 s")
 	}
+	testenv.SkipUnderRace(t)
 	ctx := context.Background()
 	svc, err := verifier.Open(verifier.Options{Path: filepath.Join(t.TempDir(), "v.db"),
 		Bootstrap: &verifier.Controller{Name: "admin", TokenHash: verifier.HashToken("t")}})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
+	"github.com/zkoracle/zkoracle/internal/testenv"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/onnx"
 )
@@ -95,6 +96,7 @@ func importLeNet(t testing.TB) (*onnx.Net, *model.Model, *onnx.Report) {
 // fp32 top-1 on >= 99% of test images 0..99 and reaches >= 98.5% on the
 // 10k test set.
 func TestLeNetFloat(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	r := loadRef(t)
 	net, m, rep := importLeNet(t)
 	test := testSet(t)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/zkoracle/zkoracle/circuits"
+	"github.com/zkoracle/zkoracle/internal/testenv"
 	"github.com/zkoracle/zkoracle/model/onnx"
 	"github.com/zkoracle/zkoracle/prover"
 	"github.com/zkoracle/zkoracle/verifier/core"
@@ -15,6 +16,7 @@ import (
 // proof verifies for its input and output and not for another image's.
 // The QDQ import compiles too.
 func TestLeNetProves(t *testing.T) {
+	testenv.SkipUnderRace(t)
 	if testing.Short() {
 		t.Skip("setup and proving of a 50k-constraint circuit")
 	}
