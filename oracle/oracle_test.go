@@ -286,7 +286,9 @@ func TestModelUpload(t *testing.T) {
 		t.Fatalf("truncated model: %d %v", st, out)
 	}
 	// ONNX: a float graph needs calibration (422), a truncated file is 400.
-	if onnxFile, err := os.ReadFile("../../shared/models/lenet_bn_maxpool.onnx"); err == nil {
+	if onnxFile, err := os.ReadFile("../model/onnx/testdata/lenet_bn_maxpool.onnx"); err != nil {
+		t.Error(err)
+	} else {
 		msg := func(out map[string]any) string { return out["error"].(map[string]any)["message"].(string) }
 		if st, out := post(onnxFile, "application/onnx"); st != 422 || !strings.Contains(msg(out), "calibrat") {
 			t.Errorf("float onnx: %d %v", st, out)

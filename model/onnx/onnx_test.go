@@ -12,7 +12,7 @@ import (
 	"github.com/zkoracle/zkoracle/model/onnx"
 )
 
-const shared = "../../../shared/models/"
+const testdata = "testdata/"
 
 // ref is lenet_bn_maxpool.ref.json: onnxruntime's logits on MNIST test
 // images 0..99 (pixels/255).
@@ -27,9 +27,9 @@ type ref struct {
 }
 
 func loadRef(t testing.TB) *ref {
-	b, err := os.ReadFile(shared + "lenet_bn_maxpool.ref.json")
+	b, err := os.ReadFile(testdata + "lenet_bn_maxpool.ref.json")
 	if err != nil {
-		t.Skipf("reference models not available: %v", err)
+		t.Fatal(err)
 	}
 	var r ref
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -72,7 +72,7 @@ func testSet(t testing.TB) *mnist.Set {
 // importLeNet imports the float LeNet with calibration on 500 training
 // images.
 func importLeNet(t testing.TB) (*onnx.Net, *model.Model, *onnx.Report) {
-	g, err := onnx.ReadFile(shared + "lenet_bn_maxpool.onnx")
+	g, err := onnx.ReadFile(testdata + "lenet_bn_maxpool.onnx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestLeNetFloat(t *testing.T) {
 // of the images.
 func TestLeNetQDQ(t *testing.T) {
 	r := loadRef(t)
-	g, err := onnx.ReadFile(shared + "lenet_bn_maxpool.int8_qdq.onnx")
+	g, err := onnx.ReadFile(testdata + "lenet_bn_maxpool.int8_qdq.onnx")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestLeNetProves(t *testing.T) {
 		t.Fatalf("proof of image 0 checked against image 1: %v", err)
 	}
 
-	g, err := onnx.ReadFile(shared + "lenet_bn_maxpool.int8_qdq.onnx")
+	g, err := onnx.ReadFile(testdata + "lenet_bn_maxpool.int8_qdq.onnx")
 	if err != nil {
 		t.Fatal(err)
 	}
