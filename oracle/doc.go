@@ -12,6 +12,11 @@
 // record with retries. Requests still queued are re-submitted at start and
 // every 30 s; the queue drops duplicates.
 //
+// Models get their keys from a ceremony with the verifier (EnsurePhase1,
+// CeremonyWith, VerifierContributor, RegisterRequest), unless the stack runs
+// with DevSetup. Model uploads are zkoracle model files or int8 QDQ ONNX
+// files (imported with model/onnx).
+//
 // Start brings up the all-in-one stack of `zkoracle serve`; oracle/api
 // holds the API types and oracle/client the Go client.
 package oracle

@@ -3,9 +3,12 @@
 //   - Store keeps, per model ID, the compiled circuit, the proving key (raw,
 //     read back unchecked: only this store writes it), the verifying key and
 //     meta.json (constraints, public inputs, layout version, and which setup
-//     made the keys: today gnark's single-party setup, marked insecure).
-//     Preparation is serialised between processes by a file lock and
-//     renamed into place whole.
+//     made the keys). Keys come from a ceremony (Store.Ceremony: phase 2
+//     per model on the store's phase 1, its states and transcript kept in
+//     the model's ceremony/ directory, CheckCeremony re-verifies them from
+//     scratch) or, for development, gnark's single-party setup
+//     (Store.DevSetup, marked insecure). Preparation is serialised between
+//     processes by a file lock and renamed into place whole.
 //   - Prover runs the reference executor, builds the witness and proves,
 //     a bounded number of proofs at a time (DefaultConcurrency: one per 4
 //     cores, as gnark already uses every core for one proof), with an LRU

@@ -52,10 +52,10 @@ var (
 // OwnContribution records a contribution the verifier made: the state it
 // built on, the state it produced and its public key. The secret is gone.
 type OwnContribution struct {
-	Phase     int                   `json:"phase"`
-	ModelID   string                `json:"model_id,omitempty"`
-	Entry     ceremony.Contribution `json:"contribution"`
-	Contribed time.Time             `json:"contributed"`
+	Phase       int                   `json:"phase"`
+	ModelID     string                `json:"model_id,omitempty"`
+	Entry       ceremony.Contribution `json:"contribution"`
+	Contributed time.Time             `json:"contributed"`
 }
 
 // Phase1Record is the verifier's phase 1: the transcript it verified, and
@@ -220,7 +220,7 @@ func (s *Service) Contribute(caller string, r ContributeRequest) (*OwnContributi
 	if err != nil {
 		return nil, cost, apiErr(http.StatusBadRequest, "bad_state", "%v", err)
 	}
-	own := &OwnContribution{Phase: r.Phase, ModelID: r.ModelID, Entry: entry, Contribed: time.Now().UTC()}
+	own := &OwnContribution{Phase: r.Phase, ModelID: r.ModelID, Entry: entry, Contributed: time.Now().UTC()}
 	err = s.update(func(tx *bolt.Tx) error {
 		if r.Phase == 2 && tx.Bucket(bucketModels).Get([]byte(r.ModelID)) != nil {
 			return apiErr(http.StatusConflict, "model_exists", "model %s is already registered", r.ModelID)

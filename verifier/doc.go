@@ -17,4 +17,14 @@
 // output (model/layout); the prover's public witness is never used. The
 // verify core is verifier/core, which also builds for GOOS=wasip1
 // (verifier/wasm; verifier/wasmhost runs it under wazero).
+//
+// Keys come from a Groth16 ceremony the verifier takes part in (see
+// ceremony.go and verifier/ceremony): it contributes its own randomness to
+// phase 1 once (set_phase1 keeps only a chain that includes it) and to each
+// model's phase 2 (contribute), and at register_model re-derives the
+// verifying key from its phase 1, the circuit and the verified chain, which
+// must include its contribution for that model. Ceremony files travel as
+// content-addressed blobs in 1 MiB chunks (upload_chunk, query/blob).
+// Single-party keys are refused unless the service is opened with
+// AllowDevKeys.
 package verifier
