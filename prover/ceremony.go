@@ -122,11 +122,12 @@ func (s *Store) RunPhase1(ctx context.Context, power int, contributors []Contrib
 	states := make([][]byte, len(contributors))
 	names := make([]string, len(contributors))
 	for i, c := range contributors {
-		step(progress, fmt.Sprintf("phase 1: contribution %d (%s)", i+1, c.Name()))
+		names[i] = c.Name()
+		step(progress, fmt.Sprintf("phase 1: contribution %d (%s)", i+1, names[i]))
 		if state, err = c.Contribute(ctx, 1, "", state); err != nil {
-			return nil, fmt.Errorf("phase 1 contribution %d (%s): %w", i+1, c.Name(), err)
+			return nil, fmt.Errorf("phase 1 contribution %d (%s): %w", i+1, names[i], err)
 		}
-		states[i], names[i] = state, c.Name()
+		states[i] = state
 	}
 	b, err := beacon(ceremony.Hash(state))
 	if err != nil {
@@ -222,11 +223,12 @@ func (s *Store) runPhase2(ctx context.Context, c *Ceremony, modelID string, r1cs
 	states := make([][]byte, len(c.Contributors))
 	names := make([]string, len(c.Contributors))
 	for i, k := range c.Contributors {
-		step(progress, fmt.Sprintf("phase 2: contribution %d (%s)", i+1, k.Name()))
+		names[i] = k.Name()
+		step(progress, fmt.Sprintf("phase 2: contribution %d (%s)", i+1, names[i]))
 		if state, err = k.Contribute(ctx, 2, modelID, state); err != nil {
-			return nil, nil, nil, fmt.Errorf("phase 2 contribution %d (%s): %w", i+1, k.Name(), err)
+			return nil, nil, nil, fmt.Errorf("phase 2 contribution %d (%s): %w", i+1, names[i], err)
 		}
-		states[i], names[i] = state, k.Name()
+		states[i] = state
 	}
 	b, err := c.beacon(ceremony.Hash(state))
 	if err != nil {
@@ -399,3 +401,79 @@ func (s *Store) Phase1Dir(srs string) string { return s.phase1Dir(srs) }
 
 // TranscriptPath is the path of a prepared model's transcript.
 func (s *Store) TranscriptPath(id string) string { return s.CeremonyFile(id, fileTranscript) }
+
+// Replay is a contributor whose contributions were made elsewhere (by
+// people running `zkoracle ceremony contribute` on files): each call
+// returns the next of States after checking that it builds on the state it
+// is given (its recorded challenge is that state's hash).
+type Replay struct {
+	Label  string
+	States [][]byte
+	next   int
+}
+
+// Name implements Contributor.
+func (r *Replay) Name() string { return fmt.Sprintf("%s %d", r.Label, r.next+1) }
+
+// Contribute implements Contributor.
+func (r *Replay) Contribute(_ context.Context, phase int, _ string, state []byte) ([]byte, error) {
+	if r.next >= len(r.States) {
+		return nil, errors.New("no more recorded contributions")
+	}
+	out := r.States[r.next]
+	var challenge []byte
+	if phase == 1 {
+		p, err := ceremony.DecodePhase1(out)
+		if err != nil {
+			return nil, err
+		}
+		challenge = p.Challenge
+	} else {
+		p, err := ceremony.DecodePhase2(out)
+		if err != nil {
+			return nil, err
+		}
+		challenge = p.Challenge
+	}
+	if hex.EncodeToString(challenge) != ceremony.Hash(state) {
+		return nil, fmt.Errorf("recorded contribution %d does not build on the current state %s", r.next+1, ceremony.Hash(state))
+	}
+	r.next++
+	return out, nil
+}
+
+// Replays returns one contributor per recorded state, all reading from one
+// Replay.
+func (r *Replay) Replays() []Contributor {
+	out := make([]Contributor, len(r.States))
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+// InitialPhase2 returns the initial phase-2 state of m's circuit on the
+// store's current phase 1: what outside contributors start from.
+func (s *Store) InitialPhase2(m *model.Model) ([]byte, error) {
+	ccs, err := circuits.Compile(m)
+	if err != nil {
+		return nil, err
+	}
+	var circuit bytes.Buffer
+	if _, err := ccs.WriteTo(&circuit); err != nil {
+		return nil, err
+	}
+	p1, srs, err := s.loadSRS()
+	if err != nil {
+		return nil, err
+	}
+	r1cs := ccs.(*csbn254.R1CS)
+	if d := ceremony.Domain(r1cs); d > 1<<p1.Power {
+		return nil, fmt.Errorf("the circuit needs a phase 1 of 2^%d or more, the store's is 2^%d", log2(d), p1.Power)
+	}
+	p2, err := ceremony.NewPhase2(r1cs, ceremony.Hash(circuit.Bytes()), srs, p1.SRS)
+	if err != nil {
+		return nil, err
+	}
+	return p2.Initial(), nil
+}

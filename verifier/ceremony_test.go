@@ -177,6 +177,45 @@ func TestCeremony(t *testing.T) {
 		}
 	})
 
+	t.Run("outside contributions from files", func(t *testing.T) {
+		other := *m
+		other.Name = "mnist-mlp-outside"
+		s0, err := store.InitialPhase2(&other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s1, _, err := ceremony.ContributePhase2(s0, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, _, _ := ceremony.ContributePhase2(s1, "bob")
+		withOutside := func(states ...[]byte) {
+			r := &prover.Replay{Label: "outside", States: states}
+			store.Ceremony = oracle.CeremonyWith(v)
+			store.Ceremony.Contributors = append(r.Replays(), store.Ceremony.Contributors...)
+		}
+		withOutside(s2, s1)
+		if _, err := store.Prepare(ctx, &other, nil); err == nil || !strings.Contains(err.Error(), "does not build on") {
+			t.Fatalf("contributions out of order: %v", err)
+		}
+		withOutside(s1, s2)
+		meta, err := store.Prepare(ctx, &other, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := oracle.RegisterRequest(ctx, store, v, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Register(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		tr, _ := svc.CeremonyTranscript(other.ID())
+		if got := strings.Join(ceremony.Names(tr.Phase2.Contributions), ","); got != "outside 1,outside 2,operator,verifier" || tr.OwnPhase2 != 3 {
+			t.Fatalf("phase 2 contributors %s, own %d", got, tr.OwnPhase2)
+		}
+	})
+
 	t.Run("a chain without the verifier is refused", func(t *testing.T) {
 		alone := *m
 		alone.Name = "mnist-mlp-operator-only"

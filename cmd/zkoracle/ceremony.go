@@ -21,6 +21,7 @@ import (
 func init() {
 	register("ceremony phase1", "run a phase 1 (powers of tau) in the store with local contributions", ceremonyPhase1Cmd)
 	register("ceremony contribute", "add your own contribution to a phase-1 or phase-2 state file", ceremonyContributeCmd)
+	register("ceremony phase2-init", "write a model's initial phase-2 state (on the store's phase 1) for outside contributors", ceremonyPhase2InitCmd)
 	register("ceremony verify", "check a model's ceremony transcript from scratch against the model file", ceremonyVerifyCmd)
 }
 
@@ -45,6 +46,34 @@ func ceremonyPhase1Cmd(args []string) error {
 		return err
 	}
 	fmt.Printf("phase 1 of 2^%d sealed: srs %s (%s, peak RSS %s)\n", t.Power, t.SRS, since(start), peakRSS())
+	return nil
+}
+
+// ceremonyPhase2InitCmd starts a model's phase 2 for people who contribute
+// with files: each runs `ceremony contribute` on the last state, and
+// `register --contributions` applies their states before the operator's and
+// the verifier's.
+func ceremonyPhase2InitCmd(args []string) error {
+	fs := flag.NewFlagSet("ceremony phase2-init", flag.ContinueOnError)
+	name := fs.String("model", "mnist-cnn", "model file or fixture name")
+	storeDir := fs.String("store", defaultStore(), "artifact store (its phase 1 must be the verifier's: run register or serve once)")
+	out := fs.String("out", "phase2-00.bin", "state file to write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	m, err := loadModel(*name)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	b, err := (&prover.Store{Dir: *storeDir}).InitialPhase2(m)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("initial phase-2 state of %s written to %s (%.1f MB, state %s) in %s\n", m.Name, *out, float64(len(b))/1e6, ceremony.Hash(b), since(start))
 	return nil
 }
 
@@ -155,7 +184,7 @@ func readTranscript(path string) (*ceremony.Transcript, error) {
 
 // stepPrinter prints each step with the time since start.
 func stepPrinter(start time.Time) func(string) {
-	return func(s string) { fmt.Fprintf(os.Stderr, "[%7s] %s\n", since(start), s) }
+	return func(s string) { fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), s) }
 }
 
 // peakRSS is the process's peak resident set (VmHWM), or "?".

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"os/signal"
 	"syscall"
 	"time"
@@ -74,6 +75,7 @@ func registerCmd(args []string) error {
 	storeDir := fs.String("store", defaultStore(), "artifact store directory")
 	devSetup := fs.Bool("dev-setup", false, "single-party keys instead of a ceremony with the verifier (INSECURE: the verifier must run with --allow-dev-keys)")
 	power := fs.Int("phase1-power", oracle.DefaultPhase1Power, "size of the phase 1 run with the verifier if it has none: 2^power constraints")
+	outside := fs.String("contributions", "", "comma-separated phase-2 state files contributed by others (`zkoracle ceremony phase2-init`, then `ceremony contribute` in turn), applied first")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +89,17 @@ func registerCmd(args []string) error {
 	store := &prover.Store{Dir: *storeDir, DevSetup: *devSetup}
 	if !*devSetup {
 		store.Ceremony = oracle.CeremonyWith(v)
+		if *outside != "" {
+			r := &prover.Replay{Label: "outside contributor"}
+			for _, f := range strings.Split(*outside, ",") {
+				b, err := os.ReadFile(strings.TrimSpace(f))
+				if err != nil {
+					return err
+				}
+				r.States = append(r.States, b)
+			}
+			store.Ceremony.Contributors = append(r.Replays(), store.Ceremony.Contributors...)
+		}
 		if _, err := oracle.EnsurePhase1(ctx, store, v, *power, stepPrinter(start)); err != nil {
 			return fmt.Errorf("phase 1 with the verifier: %w", err)
 		}
