@@ -101,3 +101,27 @@ func TestCeremonyCommands(t *testing.T) {
 		t.Fatal("verify without a transcript passed")
 	}
 }
+
+func TestModelImport(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "lenet.zkm.json")
+	src := "../../model/onnx/testdata/"
+	if err := modelImport([]string{src + "lenet_bn_maxpool.onnx", "--calibrate-mnist", "50", "--holdout-mnist", "50", "--out", out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadModel(out); err != nil {
+		t.Fatalf("written model: %v", err)
+	}
+	if err := modelImport([]string{src + "lenet_bn_maxpool.int8_qdq.onnx", "--holdout-mnist", "20", "--out", filepath.Join(dir, "q.zkm.json")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := modelImport([]string{src + "lenet_bn_maxpool.onnx", "--out", filepath.Join(dir, "x.zkm.json")}); err == nil || !strings.Contains(err.Error(), "calibration") {
+		t.Errorf("float model without calibration: %v", err)
+	}
+	trunc := filepath.Join(dir, "cut.onnx")
+	b, _ := os.ReadFile(src + "lenet_bn_maxpool.onnx")
+	os.WriteFile(trunc, b[:len(b)/2], 0o644)
+	if err := modelImport([]string{trunc, "--calibrate-mnist", "10"}); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("truncated file: %v", err)
+	}
+}
