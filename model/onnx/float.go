@@ -309,6 +309,9 @@ func Lower(g *Graph) (*Net, error) {
 		default:
 			return nil, &UnsupportedError{Op: n.Op, Where: n.Where()}
 		}
+		if _, err := checkedSize(l.shape); err != nil {
+			return nil, fail("output %v", err)
+		}
 		emit(l)
 	}
 	net.Output = name(g.Output)

@@ -13,8 +13,26 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// MaxFileSize bounds the ONNX files Parse reads.
-const MaxFileSize = 256 << 20
+// Limits of what the importer takes: the file, and any tensor (input or
+// activation) in values.
+const (
+	MaxFileSize = 256 << 20
+	MaxTensor   = 1 << 22
+)
+
+// checkedSize multiplies dimensions, refusing overflow past MaxTensor.
+func checkedSize(shape []int) (int, error) {
+	n := 1
+	for _, d := range shape {
+		if d <= 0 || d > MaxTensor {
+			return 0, fmt.Errorf("dimension %d in %v", d, shape)
+		}
+		if n *= d; n > MaxTensor {
+			return 0, fmt.Errorf("shape %v has over %d values", shape, MaxTensor)
+		}
+	}
+	return n, nil
+}
 
 // Graph is an ONNX graph reduced to what the importer needs: one input of
 // fixed shape (batch 1), nodes in their file order (ONNX requires
@@ -162,6 +180,11 @@ func Parse(b []byte) (*Graph, error) {
 	}
 	if len(g.Shape) < 2 || g.Shape[0] != 1 {
 		return nil, fmt.Errorf("onnx: input %q has shape %v, want [1, ...] (batch 1)", g.Input, g.Shape)
+	}
+	if n, err := checkedSize(g.Shape); err != nil {
+		return nil, fmt.Errorf("onnx: input %q: %v", g.Input, err)
+	} else if n > MaxTensor {
+		return nil, fmt.Errorf("onnx: input %q has %d values, the limit is %d", g.Input, n, MaxTensor)
 	}
 	for i, n := range pg.GetNode() {
 		node := &Node{Index: i, Of: len(pg.GetNode()), Op: n.GetOpType(), Name: n.GetName(), In: n.GetInput(), Out: n.GetOutput(), Attrs: map[string]*pb.AttributeProto{}}

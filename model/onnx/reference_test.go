@@ -295,6 +295,12 @@ func TestErrors(t *testing.T) {
 		t.Error("garbage parsed")
 	}
 
+	b = newBuilder(1, 1<<12, 1<<12)
+	b.node("Relu", []string{"x"}, "y")
+	if _, err := onnx.Parse(b.bytes(t, "y", 1, 1<<12, 1<<12)); err == nil || !strings.Contains(err.Error(), "over") {
+		t.Errorf("a 2^24-value input: %v", err)
+	}
+
 	b = newBuilder(1, 1, 4, 4)
 	b.node("Conv", []string{"x", b.weight("w", 1, 0, 2, 1, 3, 3)}, "y", ints("kernel_shape", 3, 3), one("group", 2))
 	g, err := onnx.Parse(b.bytes(t, "y", 1, 2, 2, 2))
