@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +17,7 @@ import (
 	"github.com/zkoracle/zkoracle/bench"
 	"github.com/zkoracle/zkoracle/fixtures"
 	"github.com/zkoracle/zkoracle/prover"
+	"github.com/zkoracle/zkoracle/verifier"
 	"github.com/zkoracle/zkoracle/verifier/ceremony"
 )
 
@@ -121,6 +124,7 @@ func ceremonyVerifyCmd(args []string) error {
 	transcript := fs.String("transcript", "", "transcript.json (default: the model's in the store)")
 	phase1 := fs.String("phase1", "", "directory of the phase-1 states (default: the store's for the transcript's SRS)")
 	vkFile := fs.String("vk", "", "verifying key to compare with what the ceremony yields (default: the store's, if any)")
+	verifierURL := fs.String("verifier", "", "also check that this verifier registered the model with this ceremony's key and its own contributions")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,6 +171,41 @@ func ceremonyVerifyCmd(args []string) error {
 		}
 		fmt.Printf("%s is the key this ceremony yields\n", *vkFile)
 	}
+	if *verifierURL != "" {
+		return crossCheck(*verifierURL, m.ID(), t)
+	}
+	return nil
+}
+
+// crossCheck compares a verified transcript with the one a verifier keeps
+// for the model: same chains, same key, and which contributions are its own.
+func crossCheck(url, id string, t *ceremony.Transcript) error {
+	resp, err := http.Get(url + "/api/v1/query/transcript/" + id)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Result *verifier.ModelCeremony
+		Error  *struct{ Code, Message string }
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, verifier.MaxQueryReplyBytes)).Decode(&reply); err != nil {
+		return fmt.Errorf("verifier %s: %w", url, err)
+	}
+	if reply.Error != nil || reply.Result == nil {
+		return fmt.Errorf("verifier %s has no transcript for %s: %+v", url, id, reply.Error)
+	}
+	v := reply.Result
+	if err := ceremony.Compare(t.Phase1.Contributions, v.Phase1.Contributions); err != nil {
+		return fmt.Errorf("the verifier's phase 1 differs: %w", err)
+	}
+	if err := ceremony.Compare(t.Phase2.Contributions, v.Phase2.Contributions); err != nil {
+		return fmt.Errorf("the verifier's phase 2 differs: %w", err)
+	}
+	if v.Phase2.VerifyingKey != t.Phase2.VerifyingKey || v.Phase1.SRS != t.Phase1.SRS || v.Phase2.Circuit != t.Phase2.Circuit {
+		return fmt.Errorf("the verifier registered key %s (srs %s, circuit %s), the ceremony yields %s", v.Phase2.VerifyingKey, v.Phase1.SRS, v.Phase2.Circuit, t.Phase2.VerifyingKey)
+	}
+	fmt.Printf("the verifier at %s registered this key; its own contributions are phase 1 #%d and phase 2 #%d\n", url, v.OwnPhase1+1, v.OwnPhase2+1)
 	return nil
 }
 

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"image"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
+	"github.com/zkoracle/zkoracle/verifier"
+	"github.com/zkoracle/zkoracle/verifier/ceremony"
 )
 
 func TestModelCommands(t *testing.T) {
@@ -123,5 +128,38 @@ func TestModelImport(t *testing.T) {
 	os.WriteFile(trunc, b[:len(b)/2], 0o644)
 	if err := modelImport([]string{trunc, "--calibrate-mnist", "10"}); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated file: %v", err)
+	}
+}
+
+func TestCeremonyCrossCheck(t *testing.T) {
+	tr := ceremony.Transcript{Format: ceremony.Format, Version: ceremony.Version,
+		Phase1: ceremony.Phase1Transcript{Power: 12, SRS: "s", Contributions: []ceremony.Contribution{{Name: "operator", Hash: "a"}, {Name: "verifier", Hash: "b"}}},
+		Phase2: ceremony.Phase2Transcript{ModelID: "m", Circuit: "c", VerifyingKey: "k", Contributions: []ceremony.Contribution{{Name: "operator", Hash: "x"}, {Name: "verifier", Hash: "y"}}}}
+	serve := func(mc *verifier.ModelCeremony) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if mc == nil {
+				w.WriteHeader(404)
+				json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "no_transcript", "message": "none"}})
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"result": mc})
+		}))
+	}
+	same := serve(&verifier.ModelCeremony{Transcript: tr, OwnPhase1: 1, OwnPhase2: 1})
+	defer same.Close()
+	if err := crossCheck(same.URL, "m", &tr); err != nil {
+		t.Fatalf("matching transcript: %v", err)
+	}
+	other := tr
+	other.Phase2.VerifyingKey = "another"
+	diff := serve(&verifier.ModelCeremony{Transcript: other})
+	defer diff.Close()
+	if err := crossCheck(diff.URL, "m", &tr); err == nil {
+		t.Error("a verifier with another key passed")
+	}
+	none := serve(nil)
+	defer none.Close()
+	if err := crossCheck(none.URL, "m", &tr); err == nil {
+		t.Error("a verifier without the model passed")
 	}
 }
