@@ -40,6 +40,12 @@ import (
 const (
 	MaxChunkBytes = 1 << 20 // 1.33 MiB in base64 JSON
 	MaxBlobBytes  = 256 << 20
+	// DefaultMaxStoredBytes bounds all blobs and partial uploads together
+	// (Options.MaxStoredBytes): the canister's stable memory is paid for.
+	// Blobs a call has consumed (phase-1 states, a replaced SRS, a
+	// registered model's circuit and states) are deleted; transcripts keep
+	// their hashes.
+	DefaultMaxStoredBytes = 1 << 30
 )
 
 var (
@@ -124,6 +130,9 @@ func (s *Service) UploadChunk(caller, sha string, size, offset int, data []byte)
 		case offset > len(part):
 			return apiErr(http.StatusConflict, "chunk_gap", "chunk at %d, the upload has %d bytes: send chunks in order", offset, len(part))
 		}
+		if used := storedBytes(tx); used+len(data) > s.maxStored {
+			return apiErr(http.StatusConflict, "storage_full", "blobs and uploads hold %d bytes, the limit is %d: finish or register what is uploaded first", used, s.maxStored)
+		}
 		part = append(slices.Clone(part), data...)
 		if len(part) < size {
 			return tx.Bucket(bucketUploads).Put([]byte(sha), part)
@@ -141,6 +150,25 @@ func (s *Service) UploadChunk(caller, sha string, size, offset int, data []byte)
 		return tx.Bucket(bucketBlobs).Put([]byte(sha), part)
 	})
 	return done, cost, err
+}
+
+// storedBytes is the size of all blobs and partial uploads.
+func storedBytes(tx *bolt.Tx) int {
+	n := 0
+	for _, b := range [][]byte{bucketBlobs, bucketUploads} {
+		tx.Bucket(b).ForEach(func(_, v []byte) error { n += len(v); return nil })
+	}
+	return n
+}
+
+// dropBlobs deletes blobs a call has consumed.
+func dropBlobs(tx *bolt.Tx, shas ...string) error {
+	for _, h := range shas {
+		if err := tx.Bucket(bucketBlobs).Delete([]byte(h)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Blob is a query for up to length bytes of a blob from offset, and its size.
@@ -291,6 +319,16 @@ func (s *Service) SetPhase1(caller string, r SetPhase1Request) (*Phase1Record, C
 	rec := &Phase1Record{Phase1Transcript: ceremony.Phase1Transcript{Power: r.Power, Beacon: r.Beacon, Contributions: chain, SRS: ceremony.Hash(enc)},
 		Own: own, Set: time.Now().UTC()}
 	err = s.update(func(tx *bolt.Tx) error {
+		if err := dropBlobs(tx, r.Contributions...); err != nil {
+			return err
+		}
+		if old, err := getJSON[Phase1Record](tx, bucketCeremony, "srs"); err != nil {
+			return err
+		} else if old != nil && old.SRS != rec.SRS {
+			if err := dropBlobs(tx, old.SRS); err != nil {
+				return err
+			}
+		}
 		if err := tx.Bucket(bucketBlobs).Put([]byte(rec.SRS), enc); err != nil {
 			return err
 		}

@@ -294,7 +294,7 @@ func (o otherModel) Contribute(ctx context.Context, phase int, _ string, state [
 // errors of each call.
 func TestCeremonyHTTP(t *testing.T) {
 	ctx := context.Background()
-	svc, err := verifier.Open(verifier.Options{Path: filepath.Join(t.TempDir(), "v.db"),
+	svc, err := verifier.Open(verifier.Options{Path: filepath.Join(t.TempDir(), "v.db"), MaxStoredBytes: 4 << 20,
 		Bootstrap: &verifier.Controller{Name: "admin", TokenHash: verifier.HashToken("t")}})
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +348,15 @@ func TestCeremonyHTTP(t *testing.T) {
 	if _, err := v.Download(ctx, other); err == nil {
 		t.Error("a blob that failed its hash was kept")
 	}
+	// Storage is bounded: the blob above (2 MiB + 1000) and 1 MiB more fit
+	// the 4 MiB this verifier allows, 2 MiB more do not.
+	big := make([]byte, 2<<20)
+	rand.Read(big)
+	if _, err := v.Upload(ctx, big[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Upload(ctx, big)
+	wantRejection(t, err, "storage_full")
 
 	// Garbage is not a ceremony state; a phase-1 chain needs the verifier.
 	_, err = v.Contribute(ctx, verifier.ContributeRequest{Phase: 1, State: sha})

@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -46,7 +47,10 @@ type Options struct {
 	AllowDevKeys bool
 	// Bootstrap, if the state has no controllers yet, becomes the first.
 	Bootstrap *Controller
-	Logger    *slog.Logger
+	// MaxStoredBytes bounds ceremony blobs and uploads (default
+	// DefaultMaxStoredBytes).
+	MaxStoredBytes int
+	Logger         *slog.Logger
 }
 
 // DevSetupMarker is the setup description of single-party keys, as the
@@ -58,10 +62,11 @@ const DevSetupMarker = ceremony.SetupSingleParty
 // call back, like a trap. Query calls run concurrently on a read-only
 // snapshot and never change state.
 type Service struct {
-	db       *bolt.DB
-	updateMu sync.Mutex
-	log      *slog.Logger
-	allowDev bool
+	db        *bolt.DB
+	updateMu  sync.Mutex
+	log       *slog.Logger
+	allowDev  bool
+	maxStored int
 
 	keysMu sync.RWMutex
 	keys   map[string]groth16.VerifyingKey // decoded keys of registered models
@@ -82,7 +87,8 @@ func Open(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{db: db, log: o.Logger, allowDev: o.AllowDevKeys, keys: map[string]groth16.VerifyingKey{}}
+	s := &Service{db: db, log: o.Logger, allowDev: o.AllowDevKeys, keys: map[string]groth16.VerifyingKey{},
+		maxStored: cmp.Or(o.MaxStoredBytes, DefaultMaxStoredBytes)}
 	if o.Bootstrap != nil {
 		err := db.Update(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketControllers).Stats().KeyN > 0 {
@@ -247,6 +253,9 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 		}
 		if transcript != nil {
 			if err := putJSON(tx, bucketCeremony, "model/"+r.ModelID, transcript); err != nil {
+				return err
+			}
+			if err := dropBlobs(tx, append([]string{r.Ceremony.Circuit}, r.Ceremony.Contributions...)...); err != nil {
 				return err
 			}
 		}
