@@ -22,6 +22,7 @@ import (
 	"github.com/zkoracle/zkoracle/oracle"
 	"github.com/zkoracle/zkoracle/oracle/client"
 	"github.com/zkoracle/zkoracle/prover"
+	"github.com/zkoracle/zkoracle/verifier"
 )
 
 var storeDir string // shared artifact store: keys are set up once per run
@@ -405,6 +406,16 @@ func TestCeremonyStack(t *testing.T) {
 		ran := strings.Contains(strings.Join(steps, "\n"), "contribution")
 		if ran != (run == 0) {
 			t.Fatalf("run %d: ceremony steps %q", run, steps)
+		}
+		// Consumed ceremony blobs are gone from the verifier: only the SRS stays.
+		vs, err := verifier.Open(verifier.Options{Path: opts.VerifierState})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := vs.Stats()
+		vs.Close()
+		if err != nil || st.Blobs != 1 {
+			t.Fatalf("run %d: %d blobs kept (%v), want the SRS only", run, st.Blobs, err)
 		}
 	}
 }

@@ -246,6 +246,9 @@ func (s *Service) RegisterModel(caller string, r RegisterRequest) (*ModelRecord,
 				return apiErr(http.StatusConflict, "model_exists", "model %s is registered with another key", r.ModelID)
 			}
 			rec = old
+			if r.Ceremony != nil { // sent again (a restart): its blobs are not needed
+				return dropBlobs(tx, append([]string{r.Ceremony.Circuit}, r.Ceremony.Contributions...)...)
+			}
 			return nil
 		}
 		if err := putJSON(tx, bucketModels, r.ModelID, rec); err != nil {
@@ -526,7 +529,12 @@ func (s *Service) ListModels() ([]ModelInfo, error) {
 // counts (rejected calls roll back, so they are not in state).
 func (s *Service) Stats() (Stats, error) {
 	var st Stats
-	err := s.db.View(func(tx *bolt.Tx) error { st = readStats(tx); return nil })
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st = readStats(tx)
+		st.Blobs = tx.Bucket(bucketBlobs).Stats().KeyN + tx.Bucket(bucketUploads).Stats().KeyN
+		st.BlobBytes = storedBytes(tx)
+		return nil
+	})
 	st.Verifications, st.Rejections = s.verifications.Load(), s.rejections.Load()
 	return st, err
 }

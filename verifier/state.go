@@ -63,6 +63,9 @@ type Stats struct {
 	Verifications uint64 `json:"verifications"`
 	Rejections    uint64 `json:"rejections"`
 	Updates       uint64 `json:"updates"`
+	// Blobs and BlobBytes count the ceremony blobs and uploads held.
+	Blobs     int `json:"blobs"`
+	BlobBytes int `json:"blob_bytes"`
 }
 
 func openState(path string) (*bolt.DB, error) {
