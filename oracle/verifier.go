@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/zkoracle/zkoracle/verifier"
 	"github.com/zkoracle/zkoracle/verifier/ceremony"
@@ -166,15 +167,24 @@ func (r Remote) Register(ctx context.Context, req verifier.RegisterRequest) erro
 
 // Submit implements Verifier.
 func (r Remote) Submit(ctx context.Context, req verifier.SubmitRequest) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	return r.post(ctx, "/api/v1/update/submit_result", req, false)
 }
+
+// callTimeout bounds the calls that do no ceremony work (submit, blob
+// chunks); the client's own timeout (verifier.CeremonyTimeout by default)
+// bounds the others.
+const callTimeout = time.Minute
 
 // Upload implements Verifier.
 func (r Remote) Upload(ctx context.Context, blob []byte) (string, error) {
 	sha := ceremony.Hash(blob)
 	for off := 0; off < len(blob); off += verifier.MaxChunkBytes {
-		out, err := r.post(ctx, "/api/v1/update/upload_chunk", map[string]any{"sha256": sha, "size": len(blob), "offset": off,
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		out, err := r.post(cctx, "/api/v1/update/upload_chunk", map[string]any{"sha256": sha, "size": len(blob), "offset": off,
 			"data": blob[off:min(len(blob), off+verifier.MaxChunkBytes)]}, true)
+		cancel()
 		if err != nil {
 			return "", err
 		}
@@ -190,7 +200,9 @@ func (r Remote) Upload(ctx context.Context, blob []byte) (string, error) {
 func (r Remote) Download(ctx context.Context, sha string) ([]byte, error) {
 	var out []byte
 	for {
-		raw, err := r.get(ctx, fmt.Sprintf("/api/v1/query/blob/%s?offset=%d", sha, len(out)))
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		raw, err := r.get(cctx, fmt.Sprintf("/api/v1/query/blob/%s?offset=%d", sha, len(out)))
+		cancel()
 		if err != nil {
 			return nil, err
 		}
