@@ -79,7 +79,10 @@ func serveCmd(args []string) error {
 	defer stop()
 	stack, err := oracle.Start(ctx, oracle.StackOptions{DataDir: *data, StoreDir: *storeDir, Listen: *listen, NATSURL: *natsURL,
 		VerifierURL: *verifierURL, VerifierToken: os.Getenv("ZKORACLE_VERIFIER_TOKEN"), Slots: *slots,
-		APIKeys: map[string]string{key: "default"}, Models: ms, Logger: log, DevSetup: *devSetup, Phase1Power: *power})
+		APIKeys: map[string]string{key: "default"}, Models: ms, Logger: log, DevSetup: *devSetup, Phase1Power: *power,
+		// The in-process verifier's state lives with the keys it contributed
+		// to, as in demo: both then reuse one ceremony.
+		VerifierState: filepath.Join(*storeDir, "verifier.db")})
 	if err != nil {
 		return err
 	}
