@@ -253,6 +253,9 @@ func (s *Service) Contribute(caller string, r ContributeRequest) (*OwnContributi
 		if r.Phase == 2 && tx.Bucket(bucketModels).Get([]byte(r.ModelID)) != nil {
 			return apiErr(http.StatusConflict, "model_exists", "model %s is already registered", r.ModelID)
 		}
+		if used := storedBytes(tx); used+len(out) > s.maxStored {
+			return apiErr(http.StatusConflict, "storage_full", "blobs and uploads hold %d bytes, the limit is %d", used, s.maxStored)
+		}
 		if err := tx.Bucket(bucketBlobs).Put([]byte(entry.Hash), out); err != nil {
 			return err
 		}

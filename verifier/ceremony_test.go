@@ -357,6 +357,14 @@ func TestCeremonyHTTP(t *testing.T) {
 	}
 	_, err = v.Upload(ctx, big)
 	wantRejection(t, err, "storage_full")
+	// Nor can contributions fill it: the verifier's new state must fit too.
+	s0, _ := ceremony.NewPhase1(12) // 0.8 MB
+	sha0, err := v.Upload(ctx, s0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Contribute(ctx, verifier.ContributeRequest{Phase: 1, State: sha0})
+	wantRejection(t, err, "storage_full")
 
 	// Garbage is not a ceremony state; a phase-1 chain needs the verifier.
 	_, err = v.Contribute(ctx, verifier.ContributeRequest{Phase: 1, State: sha})
