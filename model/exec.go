@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -60,7 +61,7 @@ func (m *Model) RunHook(input []int8, hook func(op int, in [][]int64, out []int6
 }
 
 // Argmax returns the index of the first maximum of v (the predicted class).
-func Argmax(v []int64) int {
+func Argmax[T cmp.Ordered](v []T) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {

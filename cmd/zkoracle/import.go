@@ -58,7 +58,7 @@ func modelImport(args []string) error {
 		if m, net, rep, err = onnx.ImportQDQ(g, *name, doc); err != nil {
 			return err
 		}
-		held = mnistIfFits(g.Shape[1:], *holdMNIST)
+		held = mnistIfFits(net, *holdMNIST)
 	default:
 		if net, err = onnx.Lower(g); err != nil {
 			return err
@@ -70,11 +70,11 @@ func modelImport(args []string) error {
 			if err != nil {
 				return err
 			}
-			if size(net.Shape) != mnist.Pixels {
+			if net.InputSize() != mnist.Pixels {
 				return fmt.Errorf("--calibrate-mnist: the model's input %v is not a 28x28 image", net.Shape)
 			}
 			cal = mnistPixels(train, min(*calibMNIST, train.Len()))
-			held = mnistIfFits(net.Shape, *holdMNIST)
+			held = mnistIfFits(net, *holdMNIST)
 		case *calib != "":
 			all, err := onnx.LoadSamples(*calib, net.Shape)
 			if err != nil {
@@ -138,8 +138,8 @@ func mnistPixels(s *mnist.Set, n int) [][]float64 {
 }
 
 // mnistIfFits returns n MNIST test images if the input is a 28x28 image.
-func mnistIfFits(shape []int, n int) [][]float64 {
-	if size(shape) != mnist.Pixels || n <= 0 {
+func mnistIfFits(net *onnx.Net, n int) [][]float64 {
+	if net.InputSize() != mnist.Pixels || n <= 0 {
 		return nil
 	}
 	test, err := mnist.Test()
@@ -147,14 +147,6 @@ func mnistIfFits(shape []int, n int) [][]float64 {
 		return nil
 	}
 	return mnistPixels(test, min(n, test.Len()))
-}
-
-func size(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 func trunc(s string, n int) string {

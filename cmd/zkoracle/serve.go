@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"image"
-	"image/color"
 	_ "image/png"
 	"log/slog"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/zkoracle/zkoracle/fixtures"
 	"github.com/zkoracle/zkoracle/fixtures/mnist"
 	"github.com/zkoracle/zkoracle/model"
+	"github.com/zkoracle/zkoracle/model/onnx"
 	"github.com/zkoracle/zkoracle/oracle"
 	"github.com/zkoracle/zkoracle/oracle/client"
 )
@@ -154,27 +153,18 @@ func printResult(r *oracle.Request, label int) {
 // readPNG reads a 28x28 image as 0..255 ink values (MNIST: white digit on
 // black); a mostly light image is inverted.
 func readPNG(path string) ([]int, error) {
-	f, err := os.Open(path)
+	w, h, gray, err := onnx.ReadGray(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	im, _, err := image.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if w != mnist.Side || h != mnist.Side {
+		return nil, fmt.Errorf("%s is %dx%d, want 28x28", path, w, h)
 	}
-	b := im.Bounds()
-	if b.Dx() != mnist.Side || b.Dy() != mnist.Side {
-		return nil, fmt.Errorf("%s is %dx%d, want 28x28", path, b.Dx(), b.Dy())
-	}
-	px := make([]int, 0, mnist.Pixels)
+	px := make([]int, len(gray))
 	sum := 0
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			g := int(color.GrayModel.Convert(im.At(x, y)).(color.Gray).Y)
-			px = append(px, g)
-			sum += g
-		}
+	for i, g := range gray {
+		px[i] = int(g)
+		sum += px[i]
 	}
 	if sum > 128*mnist.Pixels {
 		for i := range px {

@@ -38,7 +38,7 @@ type layer struct {
 	// conv, dense: W is [Co][C][k][k] or [N][K]; B has Co (N) values.
 	w, b                 []float64
 	k, stride, pad, cout int
-	// clip
+	// relu, clip: the clamp [lo, hi] (relu: [0, +inf))
 	lo, hi float64
 }
 
@@ -226,7 +226,7 @@ func Lower(g *Graph) (*Net, error) {
 			alias[out] = x
 			continue
 		case "Relu":
-			l.kind, l.shape = lRelu, xs
+			l.kind, l.lo, l.hi, l.shape = lRelu, 0, math.Inf(1), xs
 		case "Clip":
 			lo, hi := n.float("min", math.Inf(-1)), n.float("max", math.Inf(1))
 			for i, v := range []*float64{&lo, &hi} {
@@ -390,8 +390,8 @@ func foldBN(g *Graph, n *Node, p *layer) error {
 // Run executes the float network on one sample (flattened, the input's
 // shape) and returns every tensor.
 func (net *Net) Run(x []float64) (map[string][]float64, error) {
-	if len(x) != size(net.Shape) {
-		return nil, fmt.Errorf("input of %d values, want %d (shape %v)", len(x), size(net.Shape), net.Shape)
+	if len(x) != net.InputSize() {
+		return nil, fmt.Errorf("input of %d values, want %d (shape %v)", len(x), net.InputSize(), net.Shape)
 	}
 	v := map[string][]float64{net.Input: x}
 	for _, l := range net.layers {
@@ -483,6 +483,9 @@ func (net *Net) Run(x []float64) (map[string][]float64, error) {
 	}
 	return v, nil
 }
+
+// InputSize is the number of values of one input sample.
+func (net *Net) InputSize() int { return size(net.Shape) }
 
 // Predict returns the float network's output on x.
 func (net *Net) Predict(x []float64) ([]float64, error) {

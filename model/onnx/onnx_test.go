@@ -51,16 +51,6 @@ func pixels(s *mnist.Set, from, n int) [][]float64 {
 	return out
 }
 
-func argmax(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 func testSet(t testing.TB) *mnist.Set {
 	s, err := mnist.Test()
 	if err != nil {
@@ -116,7 +106,7 @@ func TestLeNetFloat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if model.Argmax(tr.Output) == argmax(r.FP32[i]) {
+		if model.Argmax(tr.Output) == model.Argmax(r.FP32[i]) {
 			agree++
 		}
 	}
@@ -179,7 +169,7 @@ func TestLeNetQDQ(t *testing.T) {
 			}
 			values++
 		}
-		if argmax(got) == argmax(r.Int8QDQ[i]) {
+		if model.Argmax(got) == model.Argmax(r.Int8QDQ[i]) {
 			sameTop++
 		}
 	}

@@ -46,12 +46,8 @@ func (q *qdqSource) input() act { return q.acts[q.inputName] }
 
 func (q *qdqSource) act(tensor string, f *layer) act {
 	a := q.acts[tensor]
-	if f != nil && f.kind == lClip {
-		a.qlo = max(a.qlo, int64(model.QuantizeValue(f.lo, a.scale, a.zp)))
-		a.qhi = min(a.qhi, int64(model.QuantizeValue(f.hi, a.scale, a.zp)))
-	}
-	if f != nil && f.kind == lRelu {
-		a.qlo = max(a.qlo, a.zp)
+	if f != nil {
+		a = a.clamp(f.lo, f.hi)
 	}
 	return a
 }

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -120,14 +121,7 @@ type emitter struct {
 
 func newEmitter(name, doc string, precision, align int) *emitter {
 	return &emitter{m: &model.Model{Format: model.Format, Version: model.Version, Name: name, Doc: doc},
-		t: map[string]model.Tensor{}, precision: cmpOr(precision, 16), align: cmpOr(align, 8), report: &Report{}}
-}
-
-func cmpOr(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
+		t: map[string]model.Tensor{}, precision: cmp.Or(precision, 16), align: cmp.Or(align, 8), report: &Report{}}
 }
 
 func (e *emitter) add(op model.Op, onnxName string) model.Tensor {
@@ -143,26 +137,30 @@ type act struct {
 	qlo, qhi int64
 }
 
-// actFor picks int8 parameters for a real range [lo, hi] cut to the clip
-// [clipLo, clipHi] of a fused ReLU (0, +inf) or Clip, whose bounds become
-// the clamp.
-func actFor(lo, hi float64, clipLo, clipHi float64) act {
-	lo, hi = max(lo, clipLo), min(hi, clipHi)
-	s, zp := model.AffineInt8(lo, hi)
-	a := act{scale: s, zp: zp, qlo: -128, qhi: 127}
-	if !math.IsInf(clipLo, -1) {
-		a.qlo = max(-128, int64(model.QuantizeValue(clipLo, s, zp)))
-	}
-	if !math.IsInf(clipHi, 1) {
-		a.qhi = min(127, int64(model.QuantizeValue(clipHi, s, zp)))
-	}
+// clamp narrows a's clamp to the real range [lo, hi] (infinite bounds
+// leave the int8 range).
+func (a act) clamp(lo, hi float64) act {
+	a.qlo = max(a.qlo, int64(model.QuantizeValue(lo, a.scale, a.zp)))
+	a.qhi = min(a.qhi, int64(model.QuantizeValue(hi, a.scale, a.zp)))
 	return a
+}
+
+// actFor picks int8 parameters for a real range [lo, hi] cut to the
+// clamp of a fused ReLU or Clip f (nil: none), whose bounds become the
+// requantize's clamp.
+func actFor(lo, hi float64, f *layer) act {
+	clipLo, clipHi := math.Inf(-1), math.Inf(1)
+	if f != nil {
+		clipLo, clipHi = f.lo, f.hi
+	}
+	s, zp := model.AffineInt8(max(lo, clipLo), min(hi, clipHi))
+	return act{scale: s, zp: zp, qlo: -128, qhi: 127}.clamp(clipLo, clipHi)
 }
 
 // linear emits a dense or conv2d layer with int8 weights wq (per-channel
 // scales ws) and int32 bias, then, unless out is nil, a requantize to the
 // int8 activation out.
-func (e *emitter) linear(kind model.Kind, in model.Tensor, l *layer, wq model.Int8s, ws []float64, bias []int32, accName, outName string, out *act) (model.Tensor, error) {
+func (e *emitter) linear(kind model.Kind, in model.Tensor, l *layer, wq model.Int8s, ws []float64, bias []int32, accName, outName string, out *act) model.Tensor {
 	acc := model.Tensor{Name: accName, DType: model.Int32, Shape: l.shape, Scale: in.Scale * ws[0]}
 	accScales := make([]float64, len(ws))
 	for c := range ws {
@@ -178,16 +176,16 @@ func (e *emitter) linear(kind model.Kind, in model.Tensor, l *layer, wq model.In
 	e.add(op, accName)
 	if out == nil {
 		e.t[outName] = acc
-		return acc, nil
+		return acc
 	}
 	mult, shift := make([]int64, len(ws)), make([]int, len(ws))
 	for c := range ws {
 		mult[c], shift[c] = model.Rescale(accScales[c]/out.scale, e.precision, e.align)
 	}
-	if allEqualInt(mult) && allEqualInt(shift) {
+	if allEqual(mult) && allEqual(shift) {
 		mult, shift = mult[:1], shift[:1]
 	}
-	return e.requantize(acc, outName, mult, shift, *out), nil
+	return e.requantize(acc, outName, mult, shift, *out)
 }
 
 func (e *emitter) requantize(in model.Tensor, outName string, mult []int64, shift []int, a act) model.Tensor {
@@ -226,16 +224,7 @@ func (e *emitter) finish(output string) (*model.Model, error) {
 	return e.m, nil
 }
 
-func allEqual(v []float64) bool {
-	for _, x := range v {
-		if x != v[0] {
-			return false
-		}
-	}
-	return true
-}
-
-func allEqualInt[T int | int64](v []T) bool {
+func allEqual[T comparable](v []T) bool {
 	for _, x := range v {
 		if x != v[0] {
 			return false
@@ -272,22 +261,16 @@ type source interface {
 
 // calibrated is the source of post-training quantization.
 type calibrated struct {
-	st  *stats
-	pct float64
+	st        *stats
+	pct       float64
+	inputName string
 }
 
-func (c calibrated) input() act { return c.act("", nil) }
+func (c calibrated) input() act { return c.act(c.inputName, nil) }
 
 func (c calibrated) act(tensor string, f *layer) act {
 	lo, hi := c.st.rangeOf(tensor, c.pct)
-	clipLo, clipHi := math.Inf(-1), math.Inf(1)
-	if f != nil && f.kind == lRelu {
-		clipLo = 0
-	}
-	if f != nil && f.kind == lClip {
-		clipLo, clipHi = f.lo, f.hi
-	}
-	return actFor(lo, hi, clipLo, clipHi)
+	return actFor(lo, hi, f)
 }
 
 func (calibrated) fixed(string) (act, bool) { return act{}, false }
@@ -323,9 +306,7 @@ func Quantize(net *Net, o Options) (*model.Model, *Report, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := calibrated{st: st, pct: o.Percentile}
-	c.st.lo[""], c.st.hi[""], c.st.samples[""] = st.lo[net.Input], st.hi[net.Input], st.samples[net.Input]
-	return quantize(net, c, newEmitter(o.Name, o.Doc, o.Precision, o.ShiftAlign))
+	return quantize(net, calibrated{st: st, pct: o.Percentile, inputName: net.Input}, newEmitter(o.Name, o.Doc, o.Precision, o.ShiftAlign))
 }
 
 // quantize emits the IR of net with the parameters of src.
@@ -409,27 +390,16 @@ func quantize(net *Net, src source, e *emitter) (*model.Model, *Report, error) {
 			if a != nil {
 				accName += ":acc"
 			}
-			t, err := e.linear(kind, in, l, wq, ws, bias, accName, outName, a)
-			if err != nil {
-				return nil, nil, where(err)
-			}
+			t := e.linear(kind, in, l, wq, ws, bias, accName, outName, a)
 			if a != nil {
 				record(outName, string(kind)+"+requantize", *a)
 			} else {
-				r := src.report(outName, string(kind)+" (int32 output)", act{scale: t.Scale})
-				r.Clipped = 0
-				e.report.Layers = append(e.report.Layers, r)
+				record(outName, string(kind)+" (int32 output)", act{scale: t.Scale, qlo: math.MinInt32, qhi: math.MaxInt32})
 			}
 		case lRelu:
 			passThrough(model.Op{Kind: model.ReLU, In: []string{in.Name}}, in, l.out, l.shape)
 		case lClip:
-			a := act{scale: in.Scale, zp: in.ZeroPoint, qlo: -128, qhi: 127}
-			if !math.IsInf(l.lo, -1) {
-				a.qlo = max(-128, int64(model.QuantizeValue(l.lo, in.Scale, in.ZeroPoint)))
-			}
-			if !math.IsInf(l.hi, 1) {
-				a.qhi = min(127, int64(model.QuantizeValue(l.hi, in.Scale, in.ZeroPoint)))
-			}
+			a := act{scale: in.Scale, zp: in.ZeroPoint, qlo: -128, qhi: 127}.clamp(l.lo, l.hi)
 			if a.qlo == -128 && a.qhi == 127 { // the int8 range clamps already
 				e.t[l.out] = in
 				continue
@@ -535,19 +505,9 @@ func Agreement(net *Net, m *model.Model, samples [][]float64) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("sample %d: %w", i, err)
 		}
-		if argmax(f) == model.Argmax(tr.Output) {
+		if model.Argmax(f) == model.Argmax(tr.Output) {
 			same++
 		}
 	}
 	return float64(same) / float64(max(1, len(samples))), nil
-}
-
-func argmax(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -75,6 +75,20 @@ func (b *builder) bytes(t testing.TB, out string, outShape ...int64) []byte {
 	return data
 }
 
+// lower parses and lowers a float model.
+func lower(t testing.TB, data []byte) *onnx.Net {
+	t.Helper()
+	g, err := onnx.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := onnx.Lower(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
 // gonnxRun runs a model in gonnx, the independent float runtime.
 func gonnxRun(t testing.TB, data []byte, x []float64, shape ...int) []float64 {
 	m, err := gonnx.NewModelFromBytes(data)
@@ -112,14 +126,7 @@ func randomInputs(n, size int, rng *rand.Rand) [][]float64 {
 // on inputs, and quantizes it.
 func checkAgainstGonnx(t *testing.T, data []byte, inputs [][]float64, shape ...int) {
 	t.Helper()
-	g, err := onnx.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := onnx.Lower(g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	net := lower(t, data)
 	for i, x := range inputs {
 		want := gonnxRun(t, data, x, shape...)
 		got, err := net.Predict(x)
@@ -204,14 +211,7 @@ func TestFoldAndPools(t *testing.T) {
 	ap := b.node("AveragePool", []string{mp}, "ap", ints("kernel_shape", 2, 2), ints("strides", 1, 1))
 	b.node("GlobalAveragePool", []string{ap}, "y")
 	data := b.bytes(t, "y", 1, 2, 1, 1)
-	g, err := onnx.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := onnx.Lower(g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	net := lower(t, data)
 	consts := map[string][]float64{}
 	for _, in := range b.g.Initializer {
 		for _, v := range in.FloatData {
@@ -327,15 +327,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if net, err := onnx.Lower(g); err == nil {
-			net.Predict(make([]float64, sizeOf(net.Shape)))
+			net.Predict(make([]float64, net.InputSize()))
 		}
 	})
-}
-
-func sizeOf(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
-	}
-	return n
 }

@@ -86,25 +86,39 @@ func jsonSamples(path string) ([][]float64, error) {
 	return [][]float64{one}, nil
 }
 
-func pngSample(path string, shape []int) ([][]float64, error) {
+// ReadGray decodes an image file (PNG) into its width, height and
+// grayscale pixels, row major.
+func ReadGray(path string) (int, int, []byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return 0, 0, nil, err
 	}
 	defer f.Close()
 	im, _, err := image.Decode(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return 0, 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	b := im.Bounds()
-	if len(shape) < 2 || size(shape) != b.Dx()*b.Dy() {
-		return nil, fmt.Errorf("%s is %dx%d, the input is %v", path, b.Dx(), b.Dy(), shape)
-	}
-	x := make([]float64, 0, b.Dx()*b.Dy())
+	px := make([]byte, 0, b.Dx()*b.Dy())
 	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for px := b.Min.X; px < b.Max.X; px++ {
-			x = append(x, float64(color.GrayModel.Convert(im.At(px, y)).(color.Gray).Y)/255)
+		for x := b.Min.X; x < b.Max.X; x++ {
+			px = append(px, color.GrayModel.Convert(im.At(x, y)).(color.Gray).Y)
 		}
+	}
+	return b.Dx(), b.Dy(), px, nil
+}
+
+func pngSample(path string, shape []int) ([][]float64, error) {
+	w, h, px, err := ReadGray(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(shape) < 2 || size(shape) != w*h {
+		return nil, fmt.Errorf("%s is %dx%d, the input is %v", path, w, h, shape)
+	}
+	x := make([]float64, len(px))
+	for i, p := range px {
+		x[i] = float64(p) / 255
 	}
 	return [][]float64{x}, nil
 }
