@@ -36,10 +36,7 @@ func Ceremony(m *model.Model, progress io.Writer) ([]CeremonyStep, error) {
 	var circuit bytes.Buffer
 	ccs.WriteTo(&circuit)
 	r1cs := ccs.(*cs.R1CS)
-	power := 0
-	for 1<<power < ceremony.Domain(r1cs) {
-		power++
-	}
+	power := ceremony.Power(r1cs)
 	var steps []CeremonyStep
 	run := func(name string, f func() ([]byte, error)) ([]byte, error) {
 		if progress != nil {

@@ -38,14 +38,28 @@ func (o Operator) Name() string { return o.Label }
 
 // Contribute implements Contributor.
 func (o Operator) Contribute(_ context.Context, phase int, _ string, state []byte) ([]byte, error) {
-	var out []byte
-	var err error
-	if phase == 1 {
-		out, _, err = ceremony.ContributePhase1(state, o.Label)
-	} else {
-		out, _, err = ceremony.ContributePhase2(state, o.Label)
-	}
+	out, _, err := ceremony.Contribute(phase, state, o.Label)
 	return out, err
+}
+
+// contributeAll has each contributor in turn add to state (of phase 1, or
+// of modelID's phase 2) and returns every state made and its author.
+func contributeAll(ctx context.Context, phase int, modelID string, state []byte, cs []Contributor, progress func(string)) ([][]byte, []string, error) {
+	if len(cs) == 0 {
+		return nil, nil, fmt.Errorf("phase %d needs at least one contributor", phase)
+	}
+	states := make([][]byte, len(cs))
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name()
+		step(progress, fmt.Sprintf("phase %d: contribution %d (%s)", phase, i+1, names[i]))
+		var err error
+		if state, err = c.Contribute(ctx, phase, modelID, state); err != nil {
+			return nil, nil, fmt.Errorf("phase %d contribution %d (%s): %w", phase, i+1, names[i], err)
+		}
+		states[i] = state
+	}
+	return states, names, nil
 }
 
 // Ceremony says how Prepare makes keys by a multi-party setup.
@@ -109,27 +123,18 @@ var ErrNoPhase1 = errors.New("no phase 1 in the store (run one: zkoracle ceremon
 // the contributors in order, verifies the chain, seals it and makes it the
 // store's current phase 1. progress, if set, hears each step.
 func (s *Store) RunPhase1(ctx context.Context, power int, contributors []Contributor, beacon func(string) ([]byte, error), progress func(string)) (*ceremony.Phase1Transcript, error) {
-	if len(contributors) == 0 {
-		return nil, errors.New("phase 1 needs at least one contributor")
-	}
 	if beacon == nil {
 		beacon = DerivedBeacon
 	}
-	state, err := ceremony.NewPhase1(power)
+	initial, err := ceremony.NewPhase1(power)
 	if err != nil {
 		return nil, err
 	}
-	states := make([][]byte, len(contributors))
-	names := make([]string, len(contributors))
-	for i, c := range contributors {
-		names[i] = c.Name()
-		step(progress, fmt.Sprintf("phase 1: contribution %d (%s)", i+1, names[i]))
-		if state, err = c.Contribute(ctx, 1, "", state); err != nil {
-			return nil, fmt.Errorf("phase 1 contribution %d (%s): %w", i+1, names[i], err)
-		}
-		states[i] = state
+	states, names, err := contributeAll(ctx, 1, "", initial, contributors, progress)
+	if err != nil {
+		return nil, err
 	}
-	b, err := beacon(ceremony.Hash(state))
+	b, err := beacon(ceremony.Hash(states[len(states)-1]))
 	if err != nil {
 		return nil, err
 	}
@@ -203,34 +208,17 @@ func (s *Store) loadSRS() (*ceremony.Phase1Transcript, *mpcsetup.SrsCommons, err
 // runPhase2 runs a model's phase 2 on the store's current phase 1 and
 // returns the keys' sealed transcript and the files of its ceremony
 // directory (transcript.json and the states).
-func (s *Store) runPhase2(ctx context.Context, c *Ceremony, modelID string, r1cs *csbn254.R1CS, circuit []byte, progress func(string)) (*ceremony.Transcript, map[string][]byte, *keyPair, error) {
-	if len(c.Contributors) == 0 {
-		return nil, nil, nil, errors.New("phase 2 needs at least one contributor")
-	}
-	p1, srs, err := s.loadSRS()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if d := ceremony.Domain(r1cs); d > 1<<p1.Power {
-		return nil, nil, nil, fmt.Errorf("the circuit needs a phase 1 of 2^%d or more, the store's is 2^%d", log2(d), p1.Power)
-	}
+func (s *Store) runPhase2(ctx context.Context, c *Ceremony, modelID string, cc *compiled, progress func(string)) (*ceremony.Transcript, map[string][]byte, *keyPair, error) {
 	step(progress, "phase 2: derive the initial state")
-	p2, err := ceremony.NewPhase2(r1cs, ceremony.Hash(circuit), srs, p1.SRS)
+	p1, p2, err := s.phase2Start(cc)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	state := p2.Initial()
-	states := make([][]byte, len(c.Contributors))
-	names := make([]string, len(c.Contributors))
-	for i, k := range c.Contributors {
-		names[i] = k.Name()
-		step(progress, fmt.Sprintf("phase 2: contribution %d (%s)", i+1, names[i]))
-		if state, err = k.Contribute(ctx, 2, modelID, state); err != nil {
-			return nil, nil, nil, fmt.Errorf("phase 2 contribution %d (%s): %w", i+1, names[i], err)
-		}
-		states[i] = state
+	states, names, err := contributeAll(ctx, 2, modelID, p2.Initial(), c.Contributors, progress)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	b, err := c.beacon(ceremony.Hash(state))
+	b, err := c.beacon(ceremony.Hash(states[len(states)-1]))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -240,8 +228,8 @@ func (s *Store) runPhase2(ctx context.Context, c *Ceremony, modelID string, r1cs
 		return nil, nil, nil, err
 	}
 	t := &ceremony.Transcript{Format: ceremony.Format, Version: ceremony.Version, Phase1: *p1,
-		Phase2: ceremony.Phase2Transcript{ModelID: modelID, Circuit: ceremony.Hash(circuit), Constraints: r1cs.GetNbConstraints(),
-			Domain: ceremony.Domain(r1cs), Beacon: hex.EncodeToString(b), Contributions: chain, VerifyingKey: ceremony.Hash(ceremony.EncodeKey(vk))}}
+		Phase2: ceremony.Phase2Transcript{ModelID: modelID, Circuit: cc.hash, Constraints: cc.r1cs.GetNbConstraints(),
+			Domain: ceremony.Domain(cc.r1cs), Beacon: hex.EncodeToString(b), Contributions: chain, VerifyingKey: ceremony.Hash(ceremony.EncodeKey(vk))}}
 	files := map[string][]byte{}
 	for i, st := range states {
 		files[ceremony.StateFile(2, i)] = st
@@ -301,12 +289,42 @@ func step(progress func(string), s string) {
 	}
 }
 
-func log2(n uint64) int {
-	k := 0
-	for 1<<k < n {
-		k++
+// compiled is a model's constraint system with its serialization, whose
+// hash names the circuit in transcripts.
+type compiled struct {
+	r1cs  *csbn254.R1CS
+	bytes []byte
+	hash  string
+}
+
+func compile(m *model.Model) (*compiled, error) {
+	ccs, err := circuits.Compile(m)
+	if err != nil {
+		return nil, err
 	}
-	return k
+	r1cs, ok := ccs.(*csbn254.R1CS)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a BN254 R1CS", ccs)
+	}
+	var b bytes.Buffer
+	if _, err := r1cs.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return &compiled{r1cs: r1cs, bytes: b.Bytes(), hash: ceremony.Hash(b.Bytes())}, nil
+}
+
+// phase2Start derives (or recalls) the start of a circuit's phase 2 on the
+// store's current phase 1.
+func (s *Store) phase2Start(cc *compiled) (*ceremony.Phase1Transcript, *ceremony.Phase2, error) {
+	p1, srs, err := s.loadSRS()
+	if err != nil {
+		return nil, nil, err
+	}
+	if k := ceremony.Power(cc.r1cs); k > p1.Power {
+		return nil, nil, fmt.Errorf("the circuit needs a phase 1 of 2^%d or more, the store's is 2^%d", k, p1.Power)
+	}
+	p2, err := ceremony.NewPhase2(cc.r1cs, cc.hash, srs, p1.SRS)
+	return p1, p2, err
 }
 
 // CheckCeremony verifies a model's ceremony from scratch: it compiles the
@@ -327,18 +345,13 @@ func CheckCeremony(m *model.Model, transcriptPath, phase1Dir string, progress fu
 		return nil, nil, fmt.Errorf("the transcript is for model %s, the model file is %s", t.Phase2.ModelID, m.ID())
 	}
 	step(progress, "compile the model")
-	ccs, err := circuits.Compile(m)
+	cc, err := compile(m)
 	if err != nil {
 		return nil, nil, err
 	}
-	var circuit bytes.Buffer
-	if _, err := ccs.WriteTo(&circuit); err != nil {
-		return nil, nil, err
+	if cc.hash != t.Phase2.Circuit {
+		return nil, nil, fmt.Errorf("the model compiles to circuit %s, the transcript's is %s", cc.hash, t.Phase2.Circuit)
 	}
-	if h := ceremony.Hash(circuit.Bytes()); h != t.Phase2.Circuit {
-		return nil, nil, fmt.Errorf("the model compiles to circuit %s, the transcript's is %s", h, t.Phase2.Circuit)
-	}
-	r1cs := ccs.(*csbn254.R1CS)
 
 	step(progress, fmt.Sprintf("phase 1: verify %d contributions (2^%d)", len(t.Phase1.Contributions), t.Phase1.Power))
 	read := func(dir string, phase, n int) ([][]byte, error) {
@@ -378,7 +391,7 @@ func CheckCeremony(m *model.Model, transcriptPath, phase1Dir string, progress fu
 	if err != nil {
 		return nil, nil, fmt.Errorf("phase 2 beacon: %w", err)
 	}
-	p2, err := ceremony.NewPhase2(r1cs, t.Phase2.Circuit, srs, t.Phase1.SRS)
+	p2, err := ceremony.NewPhase2(cc.r1cs, cc.hash, srs, t.Phase1.SRS)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -421,21 +434,11 @@ func (r *Replay) Contribute(_ context.Context, phase int, _ string, state []byte
 		return nil, errors.New("no more recorded contributions")
 	}
 	out := r.States[r.next]
-	var challenge []byte
-	if phase == 1 {
-		p, err := ceremony.DecodePhase1(out)
-		if err != nil {
-			return nil, err
-		}
-		challenge = p.Challenge
-	} else {
-		p, err := ceremony.DecodePhase2(out)
-		if err != nil {
-			return nil, err
-		}
-		challenge = p.Challenge
+	challenge, err := ceremony.Challenge(phase, out)
+	if err != nil {
+		return nil, err
 	}
-	if hex.EncodeToString(challenge) != ceremony.Hash(state) {
+	if challenge != ceremony.Hash(state) {
 		return nil, fmt.Errorf("recorded contribution %d does not build on the current state %s", r.next+1, ceremony.Hash(state))
 	}
 	r.next++
@@ -455,23 +458,11 @@ func (r *Replay) Replays() []Contributor {
 // InitialPhase2 returns the initial phase-2 state of m's circuit on the
 // store's current phase 1: what outside contributors start from.
 func (s *Store) InitialPhase2(m *model.Model) ([]byte, error) {
-	ccs, err := circuits.Compile(m)
+	cc, err := compile(m)
 	if err != nil {
 		return nil, err
 	}
-	var circuit bytes.Buffer
-	if _, err := ccs.WriteTo(&circuit); err != nil {
-		return nil, err
-	}
-	p1, srs, err := s.loadSRS()
-	if err != nil {
-		return nil, err
-	}
-	r1cs := ccs.(*csbn254.R1CS)
-	if d := ceremony.Domain(r1cs); d > 1<<p1.Power {
-		return nil, fmt.Errorf("the circuit needs a phase 1 of 2^%d or more, the store's is 2^%d", log2(d), p1.Power)
-	}
-	p2, err := ceremony.NewPhase2(r1cs, ceremony.Hash(circuit.Bytes()), srs, p1.SRS)
+	_, p2, err := s.phase2Start(cc)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package prover
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,9 +19,7 @@ import (
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
-	csbn254 "github.com/consensys/gnark/constraint/bn254"
 
-	"github.com/zkoracle/zkoracle/circuits"
 	"github.com/zkoracle/zkoracle/model"
 	"github.com/zkoracle/zkoracle/model/layout"
 	"github.com/zkoracle/zkoracle/verifier/ceremony"
@@ -137,10 +134,11 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 	}
 	step := func(s string) { step(progress, s) }
 	step("compile")
-	cs, err := circuits.Compile(m)
+	cc, err := compile(m)
 	if err != nil {
 		return nil, err
 	}
+	cs := cc.r1cs
 	var k *keyPair
 	var ceremonyFiles map[string][]byte
 	setup := SetupSingleParty
@@ -153,15 +151,7 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 		}
 		k = &keyPair{pk, vk}
 	case s.Ceremony != nil:
-		var circuit bytes.Buffer
-		if _, err := cs.WriteTo(&circuit); err != nil {
-			return nil, err
-		}
-		r1cs, ok := cs.(*csbn254.R1CS)
-		if !ok {
-			return nil, fmt.Errorf("ceremony: %T is not a BN254 R1CS", cs)
-		}
-		if _, ceremonyFiles, k, err = s.runPhase2(ctx, s.Ceremony, id, r1cs, circuit.Bytes(), step); err != nil {
+		if _, ceremonyFiles, k, err = s.runPhase2(ctx, s.Ceremony, id, cc, step); err != nil {
 			return nil, fmt.Errorf("ceremony for %s: %w", m.Name, err)
 		}
 		setup = SetupMPC
@@ -193,7 +183,7 @@ func (s *Store) Prepare(ctx context.Context, m *model.Model, progress func(step 
 		w    func(io.Writer) error
 	}{
 		{fileModel, bytesWriter(enc)},
-		{fileCircuit, func(w io.Writer) error { _, err := cs.WriteTo(w); return err }},
+		{fileCircuit, bytesWriter(cc.bytes)},
 		{filePK, func(w io.Writer) error { _, err := pk.WriteRawTo(w); return err }},
 		{fileVK, func(w io.Writer) error { _, err := vk.WriteTo(w); return err }},
 		{fileMeta, bytesWriter(metaJSON)},

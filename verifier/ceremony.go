@@ -232,17 +232,10 @@ func (s *Service) Contribute(caller string, r ContributeRequest) (*OwnContributi
 	if in == nil {
 		return nil, Cost{}, apiErr(http.StatusNotFound, "unknown_blob", "no blob %q (upload the state first)", r.State)
 	}
-	var out []byte
-	var entry ceremony.Contribution
-	var err error
-	switch r.Phase {
-	case 1:
-		out, entry, err = ceremony.ContributePhase1(in, "verifier")
-	case 2:
-		out, entry, err = ceremony.ContributePhase2(in, "verifier")
-	default:
+	if r.Phase != 1 && r.Phase != 2 {
 		return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_phase", "phase %d, want 1 or 2", r.Phase)
 	}
+	out, entry, err := ceremony.Contribute(r.Phase, in, "verifier")
 	cost := ceremonyCost(len(in), 1)
 	cost.charge(true)
 	if err != nil {

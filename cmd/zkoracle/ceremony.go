@@ -96,17 +96,17 @@ func ceremonyContributeCmd(args []string) error {
 		return err
 	}
 	start := time.Now()
-	var next []byte
-	var c ceremony.Contribution
-	phase := 1
+	phase := 2
 	if _, perr := ceremony.Phase1Power(b); perr == nil {
-		next, c, err = ceremony.ContributePhase1(b, *name)
+		phase = 1
 	}
-	if next == nil {
+	next, c, err := ceremony.Contribute(phase, b, *name)
+	if err != nil && phase == 1 { // a phase-2 state can look like phase 1's header
 		phase = 2
-		if next, c, err = ceremony.ContributePhase2(b, *name); err != nil {
-			return fmt.Errorf("%s is neither a phase-1 nor a phase-2 state: %w", *in, err)
-		}
+		next, c, err = ceremony.Contribute(phase, b, *name)
+	}
+	if err != nil {
+		return fmt.Errorf("%s is neither a phase-1 nor a phase-2 state: %w", *in, err)
 	}
 	if err := os.WriteFile(*out, next, 0o644); err != nil {
 		return err

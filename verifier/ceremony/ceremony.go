@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"sync"
 
 	"github.com/consensys/gnark-crypto/ecc"
@@ -112,13 +113,11 @@ func NewPhase1(power int) ([]byte, error) {
 // DecodePhase1 reads a phase-1 state with every point checked. Its size is
 // checked against the domain it announces before anything is allocated.
 func DecodePhase1(b []byte) (*mpcsetup.Phase1, error) {
-	if len(b) < 3*proofSize+8+1 {
-		return nil, errors.New("phase 1 state: truncated")
+	power, err := Phase1Power(b)
+	if err != nil {
+		return nil, err
 	}
-	n := binary.BigEndian.Uint64(b[3*proofSize:])
-	if n < 2 || n > 1<<MaxPower || n&(n-1) != 0 {
-		return nil, fmt.Errorf("phase 1 state: domain %d, want a power of two up to 2^%d", n, MaxPower)
-	}
+	n := uint64(1) << power
 	if want := phase1Size(n, 32); uint64(len(b)) != want && uint64(len(b)) != phase1Size(n, 0) {
 		return nil, fmt.Errorf("phase 1 state: %d bytes, a domain of %d takes %d", len(b), n, want)
 	}
@@ -141,6 +140,41 @@ func Phase1Power(b []byte) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("phase 1 state: domain %d is not a power of two up to 2^%d", n, MaxPower)
+}
+
+// Contribute adds a contribution from fresh randomness to a state of the
+// given phase (1 or 2).
+func Contribute(phase int, in []byte, name string) ([]byte, Contribution, error) {
+	switch phase {
+	case 1:
+		return ContributePhase1(in, name)
+	case 2:
+		return ContributePhase2(in, name)
+	}
+	return nil, Contribution{}, fmt.Errorf("phase %d, want 1 or 2", phase)
+}
+
+// Challenge returns the hex hash of the state a phase-1 or phase-2 state
+// was built on, as it records it.
+func Challenge(phase int, state []byte) (string, error) {
+	var c []byte
+	switch phase {
+	case 1:
+		p, err := DecodePhase1(state)
+		if err != nil {
+			return "", err
+		}
+		c = p.Challenge
+	case 2:
+		p, err := DecodePhase2(state)
+		if err != nil {
+			return "", err
+		}
+		c = p.Challenge
+	default:
+		return "", fmt.Errorf("phase %d, want 1 or 2", phase)
+	}
+	return hex.EncodeToString(c), nil
 }
 
 // ContributePhase1 adds a contribution from fresh randomness (crypto/rand)
@@ -265,6 +299,9 @@ func Truncate(c *mpcsetup.SrsCommons, n uint64) (*mpcsetup.SrsCommons, error) {
 
 // Domain is the FFT domain a constraint system needs from phase 1.
 func Domain(r1cs *cs.R1CS) uint64 { return ecc.NextPowerOfTwo(uint64(r1cs.GetNbConstraints())) }
+
+// Power is log2 of Domain: the phase-1 size the circuit needs.
+func Power(r1cs *cs.R1CS) int { return bits.TrailingZeros64(Domain(r1cs)) }
 
 // DecodeCircuit reads a serialized BN254 R1CS.
 func DecodeCircuit(b []byte) (*cs.R1CS, error) {
