@@ -158,7 +158,7 @@ func Handler(s *Service) http.Handler {
 		}))
 		r.Get("/query/blob/{sha}", s.call(false, func(c *call) (any, Cost, error) {
 			q := c.req.URL.Query()
-			offset, err1 := strconv.Atoi(q.Get("offset"))
+			offset, err1 := strconv.Atoi(cmp.Or(q.Get("offset"), "0"))
 			length, err2 := strconv.Atoi(cmp.Or(q.Get("length"), strconv.Itoa(MaxChunkBytes)))
 			if err1 != nil || err2 != nil {
 				return nil, Cost{}, apiErr(http.StatusBadRequest, "bad_range", "offset and length must be integers")
