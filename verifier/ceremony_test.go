@@ -380,6 +380,48 @@ func TestCeremonyHTTP(t *testing.T) {
 	if err != nil || rec.SRS != p1.SRS || rec.Own != 1 {
 		t.Fatalf("verifier phase 1 %+v, %v; store's %s", rec, err, p1.SRS)
 	}
+
+	// Every ceremony call refuses bad input with a 4xx and its code.
+	unknown := ceremony.Hash([]byte("never uploaded"))
+	model := strings.Repeat("ab", 32)
+	_, err = v.Contribute(ctx, verifier.ContributeRequest{Phase: 3, State: sha})
+	wantRejection(t, err, "bad_phase")
+	_, err = v.Contribute(ctx, verifier.ContributeRequest{Phase: 1, State: unknown})
+	wantRejection(t, err, "unknown_blob")
+	_, err = v.SetPhase1(ctx, verifier.SetPhase1Request{Power: 6, Contributions: []string{sha}, Beacon: "not hex"})
+	wantRejection(t, err, "bad_beacon")
+	_, err = v.SetPhase1(ctx, verifier.SetPhase1Request{Power: 6, Contributions: []string{unknown}, Beacon: "01"})
+	wantRejection(t, err, "unknown_blob")
+	_, err = v.SetPhase1(ctx, verifier.SetPhase1Request{Power: 6, Contributions: []string{sha}, Beacon: "01"})
+	wantRejection(t, err, "bad_ceremony")
+	reg := verifier.RegisterRequest{ModelID: model, Name: "m", LayoutVersion: 1, InputShape: []int{4}, OutputShape: []int{2},
+		Ceremony: &verifier.CeremonySetup{Circuit: unknown, Contributions: []string{unknown}, Beacon: "zz"}}
+	wantRejection(t, v.Register(ctx, reg), "bad_beacon")
+	reg.Ceremony.Beacon = "01"
+	wantRejection(t, v.Register(ctx, reg), "unknown_blob")
+	reg.Ceremony.Circuit = sha
+	wantRejection(t, v.Register(ctx, reg), "unknown_blob")
+	reg.Ceremony.Contributions = []string{sha}
+	wantRejection(t, v.Register(ctx, reg), "bad_circuit")
+	for path, code := range map[string]string{
+		"/api/v1/query/blob/" + unknown:            "unknown_blob",
+		"/api/v1/query/blob/" + sha + "?offset=-1": "bad_range",
+		"/api/v1/query/blob/" + sha + "?offset=x":  "bad_range",
+		"/api/v1/query/transcript/" + model:        "no_transcript",
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Error struct{ Code, Message string }
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || out.Error.Code != code || out.Error.Message == "" {
+			t.Errorf("GET %s: %d %+v, want 4xx %s", path, resp.StatusCode, out.Error, code)
+		}
+	}
 }
 
 func wantRejection(t *testing.T, err error, code string) {
